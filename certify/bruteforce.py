@@ -1,0 +1,239 @@
+"""Sound exhaustive accuracy through the path decomposition.
+
+For query token q (the last token), max token m and competitor j != m, the logit
+margin times the softmax normaliser Z = sum_i e_i is
+
+    Z (logit_m - logit_j) = sum_i e_i (Y[q,i,t_i,m] - Y[q,i,t_i,j]),
+    e_i = exp((EQKE[q,t_i] + EQKP[q,i] - c_q) / sqrt(d_head)),
+    Y[q,i,t,:] = EVOU[t,:] + PVOU[i,:] + EUPU[q,:]
+
+(c_q is any per-query shift; Z > 0 so signs are unchanged). The float64 pass:
+
+1. Convexity pre-test: margin_j Z >= sum_i e_i G[q,i,t_i,m] with
+   G[q,i,t,m] = min_{j != m} (Y[q,i,t,m] - Y[q,i,t,j]). If that is above the error
+   bound, the input is certainly correct.
+2. Full check of the rest: all d_vocab logits.
+3. Inputs whose float margin lies within the error bound go to the exact path.
+
+Error bound (a priori, u = 2^-53): the path tables are exact integers rounded once
+to float64; e_i is enclosed rigorously (integer Taylor enclosure, relative width rho).
+With B = max|EVOU| + max|PVOU| + max|EUPU|, every float logit obeys
+|L~_j - L_j| <= Z B ((K + 4) u + 1.01 rho), and G~ obeys a bound of the same form
+with 2B. We decide only when the float margin exceeds TAU = 8 B ((4K + 16) u + 2 rho) Z~,
+more than twice any possible error, so every float decision is certain.
+
+Exact path: the margin is sum over distinct scores s of e^s * (sum of the exact
+rational coefficients of the positions with that score). The scores are distinct
+algebraic numbers (rationals times 1/sqrt(d_head)), so by Lindemann-Weierstrass the
+sum is zero iff every grouped coefficient is zero (an exact tie: wrong). Otherwise it
+is nonzero and interval evaluation at rising precision (mpmath.iv) finds its sign.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+
+import mpmath
+import numpy as np
+
+from .arith import exp_neg_bounds_relative
+from .exact import PathTables
+
+TAIL_SIZE = 1 << 19  # inputs per vectorised block
+
+
+@dataclass(frozen=True)
+class BruteForceResult:
+    correct: int
+    total: int
+    exact_path_inputs: int
+    seconds: float
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total
+
+
+@dataclass(frozen=True)
+class AttentionTable:
+    """e[q, i, t] = exp((score(q, i, t) - c_q) / sqrt(d_head)) enclosed in float64.
+
+    `value` is an upper bound and the true value lies in [value (1 - rho), value].
+    `scores` are the exact integer scores EQKE[q,t] + EQKP[q,i] (scale 2^exp).
+    """
+
+    value: np.ndarray
+    rho: float
+    scores: np.ndarray  # object array [q, i, t] of int
+    score_exp: int
+
+
+def attention_table(tables: PathTables) -> AttentionTable:
+    eqke, eqkp = tables.EQKE, tables.EQKP
+    e = min(eqke.exp, eqkp.exp)
+    qe, qp = eqke.align(e).ints, eqkp.align(e).ints
+    d_vocab, n_ctx = qp.shape
+    scores = qe[:, None, :] + qp[:, :, None]  # [q, i, t]
+    # x = (s - c_q) 2^e / sqrt(d_head) = -(c_q - s) 2^e / sqrt(d);  a/2^b with
+    # a = (c_q - s)^2 * 2^(2e+2w) / d exactly is not an integer, so enclose the
+    # square root: sqrt((c_q - s)^2 2^(2e) / d) through integers (exact for d square).
+    value = np.empty(scores.shape)
+    rho = 0.0
+    w = 128  # extra bits for the square-root enclosure of the argument
+    for q in range(d_vocab):
+        c = max(scores[q].ravel())
+        for i in range(n_ctx):
+            for t in range(d_vocab):
+                diff = int(c - scores[q, i, t])  # >= 0
+                lo_arg, b = _scaled_arg_lower(diff, e, tables.d_head, w)
+                # |x| in [lo_arg, lo_arg + 1] / 2^b, so exp(x) in [exp(-(lo_arg+1)/2^b), exp(-lo_arg/2^b)]
+                _, hi, frac = exp_neg_bounds_relative(lo_arg, b)
+                lo, _, frac_lo = exp_neg_bounds_relative(lo_arg + 1, b)
+                upper, lower = _ceil_float(hi, frac), _floor_float(lo, frac_lo)
+                value[q, i, t] = upper
+                rho = max(rho, (upper - lower) / upper if lower > 0 else 1.0)
+    return AttentionTable(value, max(rho, 2.0 ** -52), scores, e)
+
+
+
+def _ceil_float(v: int, frac: int) -> float:
+    """A float64 >= v / 2^frac (v >= 0): round the integer up to 53 bits, scale exactly."""
+    sh = max(0, v.bit_length() - 53)
+    return math.ldexp(float(-((-v) >> sh)), sh - frac)
+
+
+def _floor_float(v: int, frac: int) -> float:
+    """A float64 <= v / 2^frac (v >= 0); may be 0 on underflow, which stays a lower bound."""
+    sh = max(0, v.bit_length() - 53)
+    return math.ldexp(float(v >> sh), sh - frac)
+
+
+def _scaled_arg_lower(diff: int, e: int, d_head: int, w: int) -> tuple[int, int]:
+    """(a, b) with a / 2^b <= diff * 2^e / sqrt(d_head) < (a + 1) / 2^b, a >= 0.
+
+    diff 2^e / sqrt(d) = sqrt(diff^2 2^(2e) / d); with b = w - e (w large), a =
+    isqrt(diff^2 2^(2w) // d) is floor(sqrt(...)), exactly the floor of the argument.
+    """
+    b = w - e
+    if b < 0:
+        raise OverflowError("score exponent too large")
+    a = math.isqrt((diff * diff << (2 * w)) // d_head)
+    return a, b
+
+
+def bruteforce(tables: PathTables) -> BruteForceResult:
+    """Certified count of correct inputs over all d_vocab^K inputs."""
+    t0 = time.perf_counter()
+    att = attention_table(tables)
+    evou, pvou, eupu = (t.to_float64() for t in (tables.EVOU, tables.PVOU, tables.EUPU))
+    d_vocab, n_ctx = pvou.shape[1], pvou.shape[0]
+    # Y[q, i, t, j] = EVOU[t, j] + PVOU[i, j] + EUPU[q, j]   (rounded float64)
+    Y = (evou[None, None, :, :] + pvou[None, :, None, :]) + eupu[:, None, None, :]
+    # G[q, i, t, m] = min_{j != m} (Y[q,i,t,m] - Y[q,i,t,j]): via the top two of each row
+    G = Y - _max_excluding_self(Y)
+    u = 2.0 ** -53
+    B = float(np.abs(evou).max() + np.abs(pvou).max() + np.abs(eupu).max()) * (1 + 8 * u)
+    eta = (4 * n_ctx + 16) * u + 2 * att.rho
+    tau_factor = 8.0 * B * eta
+
+    total = d_vocab ** n_ctx
+    correct = 0
+    ambiguous: list[np.ndarray] = []
+    value_flat = att.value.ravel()  # index (q * K + i) * d + t
+    G_flat = G.ravel()  # index ((q * K + i) * d + t) * d + m
+    # Inputs are enumerated as head (first h tokens, a Python loop) x tail (numpy).
+    h = 0
+    while n_ctx - h > 1 and d_vocab ** (n_ctx - h) > TAIL_SIZE:
+        h += 1
+    tail = np.indices([d_vocab] * (n_ctx - h)).reshape(n_ctx - h, -1).T  # [T, K-h]
+    q = tail[:, -1]
+    m_tail = tail.max(axis=1)
+    qK = q * n_ctx
+    tail_e = [np.take(value_flat, (qK + i) * d_vocab + tail[:, i - h]) for i in range(h, n_ctx)]
+    tail_g = [((qK + i) * d_vocab + tail[:, i - h]) * d_vocab for i in range(h, n_ctx)]
+    Z_tail = np.sum(tail_e, axis=0)
+    for head in np.ndindex(*([d_vocab] * h)):
+        m = np.maximum(m_tail, max(head)) if h else m_tail
+        es = [att.value[:, i, t][q] for i, t in enumerate(head)] + tail_e
+        gidx = [((qK + i) * d_vocab + t) * d_vocab for i, t in enumerate(head)] + tail_g
+        Z = Z_tail + sum(es[:h]) if h else Z_tail
+        tau = tau_factor * Z
+        lb = sum(e_i * np.take(G_flat, g_i + m) for e_i, g_i in zip(es, gidx))
+        sure = lb > tau
+        correct += int(np.count_nonzero(sure))
+        rest = np.flatnonzero(~sure)
+        if rest.size == 0:
+            continue
+        toks_r = np.concatenate([np.broadcast_to(np.array(head, dtype=tail.dtype), (rest.size, h)),
+                                 tail[rest]], axis=1)
+        q_r, m_r, tau_r = q[rest], m[rest], tau[rest]
+        L = sum(es[i][rest, None] * Y[q_r, i, toks_r[:, i]] for i in range(n_ctx))
+        rows = np.arange(rest.size)
+        Lm = L[rows, m_r]
+        L[rows, m_r] = -np.inf
+        margin = Lm - L.max(axis=1)
+        correct += int(np.count_nonzero(margin > tau_r))
+        unsure = np.abs(margin) <= tau_r
+        if unsure.any():
+            ambiguous.append(toks_r[unsure])
+    amb = np.concatenate(ambiguous) if ambiguous else np.zeros((0, n_ctx), dtype=np.int64)
+    for toks in amb:
+        if exact_is_correct(tables, att, [int(t) for t in toks]):
+            correct += 1
+    return BruteForceResult(correct, total, len(amb), time.perf_counter() - t0)
+
+
+def _max_excluding_self(Y: np.ndarray) -> np.ndarray:
+    """out[..., m] = max_{j != m} Y[..., j] (exact: only comparisons)."""
+    top = Y.max(axis=-1, keepdims=True)
+    at_top = Y == top
+    masked = np.where(at_top, -np.inf, Y).max(axis=-1, keepdims=True)
+    # the max over j != m is the top unless m is the only place the top is attained
+    unique_top = at_top.sum(axis=-1, keepdims=True) == 1
+    return np.where(at_top & unique_top, masked, top)
+
+
+def exact_is_correct(tables: PathTables, att: AttentionTable, toks: list[int]) -> bool:
+    """Decide one input exactly (see the module docstring: Lindemann-Weierstrass)."""
+    n_ctx = len(toks)
+    q, m = toks[-1], max(toks)
+    d_vocab = tables.EVOU.shape[1]
+    scores = [int(att.scores[q, i, t]) for i, t in enumerate(toks)]
+    for j in range(d_vocab):
+        if j == m:
+            continue
+        groups: dict[int, Fraction] = {}
+        for i, t in enumerate(toks):
+            coeff = (tables.EVOU.fraction(t, m) - tables.EVOU.fraction(t, j)
+                     + tables.PVOU.fraction(i, m) - tables.PVOU.fraction(i, j)
+                     + tables.EUPU.fraction(q, m) - tables.EUPU.fraction(q, j))
+            groups[scores[i]] = groups.get(scores[i], Fraction(0)) + coeff
+        if all(c == 0 for c in groups.values()):
+            return False  # exact tie between logit m and logit j: counts as wrong
+        if _sign_of_exp_sum(groups, att.score_exp, tables.d_head) < 0:
+            return False
+    return True
+
+
+def _sign_of_exp_sum(groups: dict[int, Fraction], score_exp: int, d_head: int) -> int:
+    """Sign of sum_s c_s exp(s 2^score_exp / sqrt(d_head)), known to be nonzero."""
+    smax = max(groups)
+    prec = 64
+    while prec <= 1 << 16:
+        with mpmath.workprec(prec):
+            iv = mpmath.iv
+            iv.prec = prec
+            inv_sqrt = 1 / iv.sqrt(iv.mpf(d_head))
+            total = iv.mpf(0)
+            for s, c in groups.items():
+                x = iv.mpf(s - smax) * iv.mpf(2) ** score_exp * inv_sqrt
+                total += iv.exp(x) * (iv.mpf(c.numerator) / iv.mpf(c.denominator))
+            if total.a > 0:
+                return 1
+            if total.b < 0:
+                return -1
+        prec *= 2
+    raise ArithmeticError("could not decide the sign of a nonzero margin; refusing to count it")

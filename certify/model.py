@@ -1,0 +1,157 @@
+"""The Max-of-K transformer: one layer, one head, attention only.
+
+No LayerNorm, no biases, learned positional embedding, causal attention scaled by
+1/sqrt(d_head). The prediction is the argmax of the logits at the LAST position and
+the label is max(tokens). Weight names follow TransformerLens, with the single head's
+axis dropped: W_E [d_vocab, d_model], W_pos [n_ctx, d_model], W_Q/W_K/W_V
+[d_model, d_head], W_O [d_head, d_model], W_U [d_model, d_vocab].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+
+WEIGHT_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_U")
+
+
+class ModelError(ValueError):
+    """Bad model input: a wrong shape, a non-finite weight, an unsupported checkpoint."""
+
+
+@dataclass(frozen=True)
+class Config:
+    d_vocab: int = 64
+    n_ctx: int = 4  # K, the number of tokens whose max is predicted
+    d_model: int = 32
+    d_head: int = 32
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ModelError(f"config field {name} must be a positive integer, got {value!r}")
+        if self.d_vocab < 2:
+            raise ModelError("config field d_vocab must be at least 2")
+
+    def shapes(self) -> dict[str, tuple[int, int]]:
+        return {
+            "W_E": (self.d_vocab, self.d_model),
+            "W_pos": (self.n_ctx, self.d_model),
+            "W_Q": (self.d_model, self.d_head),
+            "W_K": (self.d_model, self.d_head),
+            "W_V": (self.d_model, self.d_head),
+            "W_O": (self.d_head, self.d_model),
+            "W_U": (self.d_model, self.d_vocab),
+        }
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict) -> "Config":
+        try:
+            return Config(**{k: data[k] for k in ("d_vocab", "n_ctx", "d_model", "d_head")})
+        except KeyError as missing:
+            raise ModelError(f"config is missing field {missing}") from None
+
+
+Weights = dict[str, torch.Tensor]
+
+
+def validate_weights(cfg: Config, weights: Weights) -> Weights:
+    """Check names, shapes, dtype float32 and finiteness; name the offending tensor."""
+    missing = [n for n in WEIGHT_NAMES if n not in weights]
+    if missing:
+        raise ModelError(f"missing weight tensor(s): {', '.join(missing)}")
+    extra = sorted(set(weights) - set(WEIGHT_NAMES))
+    if extra:
+        raise ModelError(f"unexpected weight tensor(s): {', '.join(extra)}")
+    for name, shape in cfg.shapes().items():
+        w = weights[name]
+        if not isinstance(w, torch.Tensor):
+            raise ModelError(f"{name}: expected a tensor, got {type(w).__name__}")
+        if w.dtype != torch.float32:
+            raise ModelError(f"{name}: dtype must be float32, got {w.dtype}")
+        if tuple(w.shape) != shape:
+            raise ModelError(f"{name}: shape must be {list(shape)}, got {list(w.shape)}")
+        if not bool(torch.isfinite(w).all()):
+            raise ModelError(f"{name}: contains NaN or infinite values")
+    return weights
+
+
+def init_weights(cfg: Config, generator: torch.Generator) -> Weights:
+    """TransformerLens' GPT-2 style init: every W_* ~ N(0, 0.8/sqrt(d_model)).
+
+    The scale matters: it is the paper's (TransformerLens default) and PyTorch's
+    default Linear init gives a different starting point.
+    """
+    std = 0.8 / math.sqrt(cfg.d_model)
+    return {
+        name: (torch.randn(shape, generator=generator, dtype=torch.float32) * std)
+        for name, shape in cfg.shapes().items()
+    }
+
+
+def forward_logits(weights: Weights, tokens: torch.Tensor) -> torch.Tensor:
+    """Logits at the last position, [batch, d_vocab], by a plain forward pass."""
+    W_E, W_pos = weights["W_E"], weights["W_pos"]
+    n = tokens.shape[-1]
+    resid = W_E[tokens] + W_pos[:n]  # [b, n, d_model]
+    q = resid[:, -1:, :] @ weights["W_Q"]  # only the last query matters
+    k = resid @ weights["W_K"]
+    v = resid @ weights["W_V"]
+    d_head = weights["W_Q"].shape[1]
+    scores = (q @ k.transpose(1, 2)) / math.sqrt(d_head)  # causal: last row sees all
+    attn = torch.softmax(scores, dim=-1)
+    out = (attn @ v) @ weights["W_O"]
+    return (resid[:, -1, :] + out[:, 0, :]) @ weights["W_U"]
+
+
+def all_forward_logits(weights: Weights, tokens: torch.Tensor) -> torch.Tensor:
+    """Logits at every position with causal masking (for training diagnostics)."""
+    W_E, W_pos = weights["W_E"], weights["W_pos"]
+    n = tokens.shape[-1]
+    resid = W_E[tokens] + W_pos[:n]
+    q, k, v = resid @ weights["W_Q"], resid @ weights["W_K"], resid @ weights["W_V"]
+    scores = (q @ k.transpose(1, 2)) / math.sqrt(weights["W_Q"].shape[1])
+    mask = torch.ones(n, n, dtype=torch.bool).tril()
+    scores = scores.masked_fill(~mask, float("-inf"))
+    return (resid + (torch.softmax(scores, dim=-1) @ v) @ weights["W_O"]) @ weights["W_U"]
+
+
+def from_transformer_lens(state_dict: dict[str, torch.Tensor]) -> tuple[Config, Weights]:
+    """Import a TransformerLens state dict of this architecture (1 layer, 1 head).
+
+    Biases must be exactly zero: the path decomposition and every proof assume them.
+    """
+    def get(key: str) -> torch.Tensor:
+        if key not in state_dict:
+            raise ModelError(f"TransformerLens checkpoint has no '{key}'")
+        t = state_dict[key]
+        if not isinstance(t, torch.Tensor):
+            raise ModelError(f"'{key}' is not a tensor")
+        return t.detach().to("cpu")
+
+    layer_keys = {k.split(".")[1] for k in state_dict if k.startswith("blocks.")}
+    if layer_keys != {"0"}:
+        raise ModelError(f"expected exactly one layer (blocks.0), found blocks {sorted(layer_keys)}")
+    if any(".mlp." in k or k.startswith("ln") or ".ln" in k for k in state_dict):
+        raise ModelError("checkpoint has an MLP or LayerNorm; only attention-only, no-LayerNorm models are supported")
+    for key, t in state_dict.items():
+        if key.split(".")[-1].startswith("b_") and isinstance(t, torch.Tensor):
+            if not bool((t == 0).all()):
+                raise ModelError(f"bias '{key}' is not zero; the Max-of-K proofs assume zero biases")
+    heads = {}
+    for name in ("W_Q", "W_K", "W_V", "W_O"):
+        t = get(f"blocks.0.attn.{name}")
+        if t.dim() != 3 or t.shape[0] != 1:
+            raise ModelError(f"blocks.0.attn.{name}: expected shape [1, ...] (one head), got {list(t.shape)}")
+        heads[name] = t[0]
+    weights = {"W_E": get("embed.W_E"), "W_pos": get("pos_embed.W_pos"), **heads, "W_U": get("unembed.W_U")}
+    weights = {k: v.to(torch.float32) if v.dtype == torch.float32 else v for k, v in weights.items()}
+    d_vocab, d_model = weights["W_E"].shape
+    cfg = Config(d_vocab=int(d_vocab), n_ctx=int(weights["W_pos"].shape[0]), d_model=int(d_model),
+                 d_head=int(weights["W_Q"].shape[1]))
+    return cfg, validate_weights(cfg, {k: v.contiguous() for k, v in weights.items()})

@@ -1,0 +1,106 @@
+"""Model files: safetensors (no pickle) plus a JSON sidecar, written atomically.
+
+The sidecar holds the config, seed, training hyper-parameters, final loss, the sha256
+of the tensors and the exhaustive accuracy. Loading validates everything and raises
+`ModelError` naming the problem; it never executes code from the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .model import WEIGHT_NAMES, Config, ModelError, Weights, validate_weights
+
+
+def weights_sha256(weights: Weights) -> str:
+    """sha256 over the tensors in WEIGHT_NAMES order: name, shape, little-endian float32 bytes."""
+    h = hashlib.sha256()
+    for name in WEIGHT_NAMES:
+        t = weights[name].detach().contiguous().to(torch.float32)
+        h.update(name.encode() + b"\0" + repr(list(t.shape)).encode() + b"\0")
+        h.update(t.numpy().astype("<f4").tobytes())
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write via a temporary file and rename, so no half-written file is ever left."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_model(stem: Path, cfg: Config, weights: Weights, meta: dict) -> None:
+    """Write `<stem>.safetensors` and `<stem>.json` (tensors first, sidecar last)."""
+    from safetensors.torch import save
+
+    validate_weights(cfg, weights)
+    blob = save({k: weights[k].contiguous() for k in WEIGHT_NAMES})
+    sidecar = {"config": cfg.to_dict(), **meta, "sha256": weights_sha256(weights)}
+    atomic_write_bytes(stem.with_suffix(".safetensors"), blob)
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+
+
+def load_model(stem: Path) -> tuple[Config, Weights, dict]:
+    """Load and validate a model; any defect raises ModelError naming the file and problem."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    st_path, json_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    for p in (st_path, json_path):
+        if not p.is_file():
+            raise ModelError(f"{p}: file not found")
+    try:
+        sidecar = json.loads(json_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelError(f"{json_path}: not valid JSON ({err})") from None
+    if not isinstance(sidecar, dict) or "config" not in sidecar or "sha256" not in sidecar:
+        raise ModelError(f"{json_path}: sidecar needs 'config' and 'sha256'")
+    cfg = Config.from_dict(sidecar["config"])
+    try:
+        weights = load(st_path.read_bytes())
+    except (SafetensorError, ValueError, RuntimeError, OverflowError) as err:
+        raise ModelError(f"{st_path}: corrupted or truncated safetensors file ({err})") from None
+    try:
+        validate_weights(cfg, weights)
+    except ModelError as err:
+        raise ModelError(f"{st_path}: {err}") from None
+    digest = weights_sha256(weights)
+    if digest != sidecar["sha256"]:
+        raise ModelError(f"{st_path}: sha256 {digest[:12]}... does not match the sidecar's "
+                         f"{str(sidecar['sha256'])[:12]}...; the file was changed or corrupted")
+    return cfg, weights, sidecar
+
+
+def load_transformer_lens_checkpoint(path: Path) -> tuple[Config, Weights]:
+    """A TransformerLens state dict saved by torch.save or as safetensors (no pickle code runs)."""
+    from .model import from_transformer_lens
+
+    if not path.is_file():
+        raise ModelError(f"{path}: file not found")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load
+            state = load(path.read_bytes())
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any loader failure is a bad file
+        raise ModelError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(state, dict):
+        raise ModelError(f"{path}: expected a state dict, got {type(state).__name__}")
+    return from_transformer_lens(state)

@@ -91,6 +91,8 @@ def exp_neg_bounds_relative(a: int, b: int, rel_bits: int = 60) -> tuple[int, in
     |x| and the squarings keep |y| <= 2^-10.
     """
     x_int_bits = max(0, a.bit_length() - b)  # |x| < 2^x_int_bits
+    if x_int_bits > 10:
+        raise OverflowError("exp argument below -1024: outside the range of float64 tables")
     frac_bits = rel_bits + 2 * (1 << x_int_bits) + 8  # exp(-|x|) >= 2^(-1.45 |x|)
     squarings = max(EXP_SQUARINGS, x_int_bits + 10)
     lo, hi = exp_neg_bounds(a, b, frac_bits, squarings, clamp=None)

@@ -1,0 +1,31 @@
+# make certify SEED=n [K=4] [STRATEGY=...] [LEAN=required]  - the main job
+# make test                                                  - the test suite (what CI runs)
+PY ?= python3
+SEED ?= 123
+K ?= 4
+D_VOCAB ?= 64
+STRATEGY ?= subcubic
+LEAN ?= optional
+STAMP := build/.deps-installed
+
+.PHONY: certify test bench deps clean
+
+$(STAMP): pyproject.toml
+	@mkdir -p build
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+deps: $(STAMP)
+
+certify: $(STAMP)
+	$(PY) -m certify run --seed $(SEED) --k $(K) --d-vocab $(D_VOCAB) --strategy $(STRATEGY) --lean $(LEAN)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench.py
+
+clean:
+	rm -rf build models results lean/.lake

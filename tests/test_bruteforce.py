@@ -1,0 +1,44 @@
+import pytest
+
+from certify.bruteforce import bruteforce
+from certify.exact import path_tables
+from certify.model import Config
+from certify.train import TrainParams, train
+from helpers import forward_count, random_model, tied_model, top_ties
+
+CONFIGS = [Config(6, 2, 8, 4), Config(7, 3, 8, 8), Config(6, 4, 6, 3), Config(10, 3, 8, 8)]
+
+
+@pytest.mark.parametrize("cfg", CONFIGS)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_forward_pass_on_random_models(cfg, seed):
+    w = random_model(cfg, seed, scale=3.0)
+    r = bruteforce(path_tables(w))
+    assert r.total == cfg.d_vocab ** cfg.n_ctx
+    assert r.correct == forward_count(w, cfg)
+
+
+def test_matches_forward_pass_on_a_trained_model():
+    cfg = Config(8, 3, 16, 16)
+    w, _ = train(cfg, 5, TrainParams(steps=400))
+    r = bruteforce(path_tables(w))
+    assert r.correct == forward_count(w, cfg)
+    assert r.correct > 0.5 * r.total  # it learned something, so the count is not trivially 0
+
+
+@pytest.mark.parametrize("cfg", [Config(6, 3, 16, 16), Config(7, 2, 16, 16)])
+def test_exact_ties_go_through_the_exact_path_and_count_as_wrong(cfg):
+    w = tied_model(cfg, 4)
+    r = bruteforce(path_tables(w))
+    ties = top_ties(w, cfg)
+    assert ties > 0  # the construction really produces exact ties at the top
+    assert r.exact_path_inputs >= ties  # each of them was decided exactly ...
+    assert r.correct == forward_count(w, cfg)  # ... and counted as wrong
+
+
+def test_all_logits_equal_means_nothing_is_correct():
+    cfg = Config(6, 3, 8, 4)
+    w = random_model(cfg, 2)
+    w["W_U"][:] = w["W_U"][:, :1]
+    r = bruteforce(path_tables(w))
+    assert r.correct == 0 and r.exact_path_inputs == r.total

@@ -1,0 +1,129 @@
+import json
+
+import pytest
+import torch
+
+from certify.model import Config, ModelError, from_transformer_lens, validate_weights
+from certify.train import TrainParams, train
+from certify.weights import load_model, load_transformer_lens_checkpoint, save_model, weights_sha256
+from helpers import random_model
+
+SMALL = Config(d_vocab=6, n_ctx=3, d_model=8, d_head=4)
+
+
+def test_training_is_bit_identical_for_the_same_seed():
+    params = TrainParams(steps=60)
+    w1, loss1 = train(SMALL, 7, params)
+    w2, loss2 = train(SMALL, 7, params)
+    w3, _ = train(SMALL, 8, params)
+    assert loss1 == loss2
+    assert all(torch.equal(w1[k], w2[k]) for k in w1)
+    assert weights_sha256(w1) == weights_sha256(w2) != weights_sha256(w3)
+
+
+def test_save_load_round_trip(tmp_path):
+    w = random_model(SMALL, 1)
+    save_model(tmp_path / "m", SMALL, w, {"seed": 1})
+    cfg, w2, meta = load_model(tmp_path / "m")
+    assert cfg == SMALL and meta["seed"] == 1
+    assert all(torch.equal(w[k], w2[k]) for k in w)
+    assert not list(tmp_path.glob(".*tmp"))  # nothing half-written left behind
+
+
+def test_truncated_file_is_a_clear_error(tmp_path):
+    save_model(tmp_path / "m", SMALL, random_model(SMALL, 1), {"seed": 1})
+    p = tmp_path / "m.safetensors"
+    p.write_bytes(p.read_bytes()[:-40])
+    with pytest.raises(ModelError, match="corrupted or truncated"):
+        load_model(tmp_path / "m")
+
+
+def test_changed_weight_fails_the_sha256(tmp_path):
+    from safetensors.torch import load, save
+    save_model(tmp_path / "m", SMALL, random_model(SMALL, 1), {"seed": 1})
+    p = tmp_path / "m.safetensors"
+    tensors = load(p.read_bytes())
+    tensors["W_U"][0, 0] += 1.0
+    p.write_bytes(save(tensors))
+    with pytest.raises(ModelError, match="sha256"):
+        load_model(tmp_path / "m")
+
+
+def test_bad_sidecar_json(tmp_path):
+    save_model(tmp_path / "m", SMALL, random_model(SMALL, 1), {"seed": 1})
+    (tmp_path / "m.json").write_text("{not json")
+    with pytest.raises(ModelError, match="not valid JSON"):
+        load_model(tmp_path / "m")
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ModelError, match="file not found"):
+        load_model(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("name,bad,msg", [
+    ("W_Q", torch.full((8, 4), float("nan")), "W_Q: contains NaN"),
+    ("W_E", torch.zeros(5, 8), r"W_E: shape must be \[6, 8\]"),
+    ("W_U", torch.zeros(8, 6, dtype=torch.float64), "W_U: dtype must be float32"),
+])
+def test_validation_names_tensor_and_problem(name, bad, msg):
+    w = random_model(SMALL, 1)
+    w[name] = bad
+    with pytest.raises(ModelError, match=msg):
+        validate_weights(SMALL, w)
+
+
+def test_nan_weights_rejected_on_save_and_load(tmp_path):
+    from safetensors.torch import save
+    w = random_model(SMALL, 1)
+    save_model(tmp_path / "m", SMALL, w, {"seed": 1})
+    w["W_V"][0, 0] = float("inf")
+    (tmp_path / "m.safetensors").write_bytes(save(w))
+    with pytest.raises(ModelError, match="W_V: contains NaN or infinite"):
+        load_model(tmp_path / "m")
+
+
+def tl_state(w, bias=0.0):
+    d_model, d_head = w["W_Q"].shape
+    return {
+        "embed.W_E": w["W_E"], "pos_embed.W_pos": w["W_pos"],
+        "blocks.0.attn.W_Q": w["W_Q"][None], "blocks.0.attn.W_K": w["W_K"][None],
+        "blocks.0.attn.W_V": w["W_V"][None], "blocks.0.attn.W_O": w["W_O"][None],
+        "blocks.0.attn.b_Q": torch.zeros(1, d_head), "blocks.0.attn.b_K": torch.zeros(1, d_head),
+        "blocks.0.attn.b_V": torch.zeros(1, d_head), "blocks.0.attn.b_O": torch.full((d_model,), bias),
+        "unembed.W_U": w["W_U"], "unembed.b_U": torch.zeros(w["W_U"].shape[1]),
+    }
+
+
+def test_transformer_lens_import(tmp_path):
+    w = random_model(SMALL, 3)
+    torch.save(tl_state(w), tmp_path / "tl.pt")
+    cfg, w2 = load_transformer_lens_checkpoint(tmp_path / "tl.pt")
+    assert cfg == SMALL
+    assert all(torch.equal(w[k], w2[k]) for k in w)
+
+
+def test_transformer_lens_nonzero_bias_rejected():
+    with pytest.raises(ModelError, match="bias 'blocks.0.attn.b_O' is not zero"):
+        from_transformer_lens(tl_state(random_model(SMALL, 3), bias=0.5))
+
+
+def test_transformer_lens_two_heads_rejected():
+    st = tl_state(random_model(SMALL, 3))
+    st["blocks.0.attn.W_Q"] = torch.zeros(2, 8, 4)
+    with pytest.raises(ModelError, match="one head"):
+        from_transformer_lens(st)
+
+
+def test_transformer_lens_pickle_is_not_executed(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("executed!",))
+    torch.save({"x": Evil()}, tmp_path / "evil.pt")
+    with pytest.raises(ModelError, match="cannot read checkpoint"):
+        load_transformer_lens_checkpoint(tmp_path / "evil.pt")
+
+
+def test_bad_config_rejected():
+    with pytest.raises(ModelError, match="d_vocab"):
+        Config(d_vocab=0)

@@ -51,6 +51,7 @@ class BruteForceResult:
     total: int
     exact_path_inputs: int
     seconds: float
+    flops: int = 0  # float operations of the vectorised pass (the exact path not counted)
 
     @property
     def accuracy(self) -> float:
@@ -124,20 +125,43 @@ def _scaled_arg_lower(diff: int, e: int, d_head: int, w: int) -> tuple[int, int]
     return a, b
 
 
-def bruteforce(tables: PathTables) -> BruteForceResult:
-    """Certified count of correct inputs over all d_vocab^K inputs."""
-    t0 = time.perf_counter()
+@dataclass(frozen=True)
+class FloatTables:
+    """Float64 tables shared by the brute force and the cubic proof.
+
+    Y[q, i, t, j] = EVOU[t, j] + PVOU[i, j] + EUPU[q, j] and
+    G[q, i, t, m] = min_{j != m} (Y[q,i,t,m] - Y[q,i,t,j]) (the convexity table), each
+    within 8 u B of the exact value; `att` encloses the attention exponentials.
+    """
+
+    att: AttentionTable
+    Y: np.ndarray
+    G: np.ndarray
+    B: float  # max|EVOU| + max|PVOU| + max|EUPU| (rounded up)
+    flops: int  # operations spent building the tables
+
+
+def float_tables(tables: PathTables) -> FloatTables:
     att = attention_table(tables)
     evou, pvou, eupu = (t.to_float64() for t in (tables.EVOU, tables.PVOU, tables.EUPU))
-    d_vocab, n_ctx = pvou.shape[1], pvou.shape[0]
-    # Y[q, i, t, j] = EVOU[t, j] + PVOU[i, j] + EUPU[q, j]   (rounded float64)
     Y = (evou[None, None, :, :] + pvou[None, :, None, :]) + eupu[:, None, None, :]
-    # G[q, i, t, m] = min_{j != m} (Y[q,i,t,m] - Y[q,i,t,j]): via the top two of each row
     G = Y - _max_excluding_self(Y)
     u = 2.0 ** -53
     B = float(np.abs(evou).max() + np.abs(pvou).max() + np.abs(eupu).max()) * (1 + 8 * u)
+    flops = att.value.size * 60 + Y.size * 2 + G.size * 4
+    return FloatTables(att, Y, G, B, flops)
+
+
+def bruteforce(tables: PathTables) -> BruteForceResult:
+    """Certified count of correct inputs over all d_vocab^K inputs."""
+    t0 = time.perf_counter()
+    ft = float_tables(tables)
+    att, Y, G = ft.att, ft.Y, ft.G
+    d_vocab, n_ctx = Y.shape[0], Y.shape[1]
+    u = 2.0 ** -53
     eta = (4 * n_ctx + 16) * u + 2 * att.rho
-    tau_factor = 8.0 * B * eta
+    tau_factor = 8.0 * ft.B * eta
+    flops = ft.flops
 
     total = d_vocab ** n_ctx
     correct = 0
@@ -163,6 +187,7 @@ def bruteforce(tables: PathTables) -> BruteForceResult:
         tau = tau_factor * Z
         lb = sum(e_i * np.take(G_flat, g_i + m) for e_i, g_i in zip(es, gidx))
         sure = lb > tau
+        flops += lb.size * (3 * n_ctx + 2)
         correct += int(np.count_nonzero(sure))
         rest = np.flatnonzero(~sure)
         if rest.size == 0:
@@ -171,6 +196,7 @@ def bruteforce(tables: PathTables) -> BruteForceResult:
                                  tail[rest]], axis=1)
         q_r, m_r, tau_r = q[rest], m[rest], tau[rest]
         L = sum(es[i][rest, None] * Y[q_r, i, toks_r[:, i]] for i in range(n_ctx))
+        flops += rest.size * d_vocab * (2 * n_ctx + 2)
         rows = np.arange(rest.size)
         Lm = L[rows, m_r]
         L[rows, m_r] = -np.inf
@@ -183,7 +209,7 @@ def bruteforce(tables: PathTables) -> BruteForceResult:
     for toks in amb:
         if exact_is_correct(tables, att, [int(t) for t in toks]):
             correct += 1
-    return BruteForceResult(correct, total, len(amb), time.perf_counter() - t0)
+    return BruteForceResult(correct, total, len(amb), time.perf_counter() - t0, flops)
 
 
 def _max_excluding_self(Y: np.ndarray) -> np.ndarray:

@@ -1,0 +1,93 @@
+"""From a model and a witness to a `Cert` (the checker's input), and the gap search.
+
+Data flow: float32 weights -> exact integers with one power-of-two scale -> the
+witness found by search -> `Cert`, which the checker (Python mirror or Lean) re-checks.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+
+from .arith import inv_sqrt_bounds
+from .checker import (ISQ_FRAC, Cert, Ops, Reject, build_context, check_family, family_size,
+                      path_tables, validate)
+from .exact import exact_weights
+from .model import WEIGHT_NAMES, Config, Weights
+
+
+def cert_from_weights(cfg: Config, weights: Weights, gaps: list[list[int]] | None = None) -> Cert:
+    """All weights as integers times one 2^-weight_shift; the packing width that fits."""
+    ex = exact_weights(weights)
+    e = min(min(d.exp for d in ex.values()), 0)
+    ints = {n: [[int(v) for v in row] for row in ex[n].align(e).ints] for n in WEIGHT_NAMES}
+    lo, hi = inv_sqrt_bounds(cfg.d_head, ISQ_FRAC)
+    d = cfg.d_vocab
+    gaps = gaps if gaps is not None else [[-2] * d for _ in range(d)]
+    cert = Cert(cfg.d_vocab, cfg.n_ctx, cfg.d_model, cfg.d_head, -e, *(ints[n] for n in WEIGHT_NAMES),
+                width=2, isq_lo=lo, isq_hi=hi, gaps=gaps)
+    return replace(cert, width=needed_width(cert))
+
+
+def needed_width(c: Cert) -> int:
+    """The smallest width (a multiple of 8) for which every product and packed table fits."""
+    def fits(width: int) -> bool:
+        cw = replace(c, width=width)
+        try:
+            build_context(cw, path_tables(cw, Ops()), Ops())
+            return True
+        except Reject:
+            return False
+
+    hi = 64
+    while not fits(hi):
+        hi *= 2
+        if hi > 1 << 14:
+            raise Reject("weights need an unreasonably wide packing")
+    lo = hi // 2  # fails (or is below the minimum tried)
+    while hi - lo > 8:
+        mid = (lo + hi) // 2 // 8 * 8
+        if fits(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+@dataclass(frozen=True)
+class GapSearch:
+    gaps: list[list[int]]
+    count: int
+    search_seconds: float
+
+
+def search_gaps(c: Cert) -> GapSearch:
+    """For each (q, m), the largest threshold s whose family checks (binary search).
+
+    Valid because the check is monotone in s: a larger s only lowers every bound.
+    """
+    t0 = time.perf_counter()
+    validate(c)
+    ops = Ops()
+    ctx = build_context(c, path_tables(c, ops), ops)
+    d, K = c.d_vocab, c.n_ctx
+    gaps = [[-2] * d for _ in range(d)]
+    count = 0
+    for q in range(d):
+        qi = ctx.queries[q]
+        for m in range(q, d):
+            def ok(s: int) -> bool:
+                return check_family(q, m, s, ctx.eqke[q][m], ctx.dEU[q][m], ctx.dEV[q][m], qi,
+                                    ctx.maxes[m], ctx.scoring, ops)
+            if not ok(-1):
+                continue
+            lo, hi = -1, m - 1  # lo passes; find the largest passing s in [lo, hi]
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if ok(mid):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            gaps[q][m] = lo
+            count += family_size(q, m, lo, K)
+    return GapSearch(gaps, count, time.perf_counter() - t0)

@@ -1,0 +1,539 @@
+"""The certificate checker, in Python: a function-for-function mirror of the Lean
+library `lean/MaxKCert/Checker.lean` (Lean names in brackets), with the same integer
+semantics (Python `>>` on int and Lean `Int.shiftRight` are both floor; `//` is floor
+division by a positive number, Lean `Int.fdiv`/`Nat.div`).
+
+WHAT A PASSING CHECK MEANS. `check(cert, N)` is True only if, for the Max-of-K model
+whose weights are the integers in `cert` times 2^-weight_shift, at least N of the
+d_vocab^K inputs are classified correctly: the logit of the max token is strictly
+larger than every other logit at the last position (ties count as wrong).
+
+THE PROOF (the "gap" proof; its witness is the table s[q][m]). For query token q (the
+last token), max token m >= q and threshold s in {-2, -1, 0, .., m-1}, the family
+F(q, m, s) is every input with last token q, max m, and all other "free" tokens in
+{m} u [0, s] (s = -1: all free tokens equal m; s = -2: the empty family). For any
+input in it and any j != m, with e_i = exp(score_i / sqrt(d_head)) > 0:
+
+  Z (logit_m - logit_j) = sum_i e_i (EVOU[t_i,m] - EVOU[t_i,j] + PVOU[i,m] - PVOU[i,j]
+                                     + EUPU[q,m] - EUPU[q,j])
+                       >= sum_i e_i w_i,   w_i = dEV[t_i][m] + dPV[i][m] + dEU[q][m],
+
+where dX[r][m] = X[r,m] - max_{j != m} X[r,j] (each bracket is >= its d-value). The
+query position contributes e_q w_q exactly (lower-bounded through enclosures of e);
+a free position holding m contributes A_i <= e_i w_i; a free position holding t <= s
+contributes B_i <= e_i w_i, where B_i uses min_{t<=s} dEV[t][m] and the range of
+e_i over t <= s (exp is monotone, so the prefix max/min of the EQKE row bound it).
+The worst placement of c max copies gives Q + sum_i B_i + (the c smallest A_i - B_i);
+if that is > 0 for every possible c, every input of F(q, m, s) is correct. Families
+of different (q, m) are disjoint, so the certified count is the sum of their sizes.
+
+Mathematical facts used: exp is positive and increasing; the Lagrange remainder of
+exp's Taylor series; 1/sqrt(d) lies between the rationals a, b with a^2 d <= 1 <= b^2 d.
+
+Kernel-friendly design: matrix products by Kronecker packing (a row times a matrix is
+a few big-integer multiply-adds, the matrix's rows packed into one integer each), and
+tables read by O(1) shift-and-mask lookups into one packed natural number, so the
+kernel's work is ~O(d_vocab^2 K) instead of O(d_vocab^2 d_model) list walks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .arith import EXP_CLAMP, exp_neg_bounds
+
+EXP_FRAC = 128  # fixed-point bits of the exp tables [expFrac]
+EXP_RES = 9  # exp tables step: arguments are multiples of 2^-9 [expRes]
+EXP_STEPS = 1 << EXP_RES  # entries of the fine table per unit of argument
+EXP_UNITS = EXP_CLAMP  # coarse table covers exp(-0) .. exp(-64)
+ISQ_FRAC = 64  # fixed-point bits of the 1/sqrt(d_head) enclosure [isqFrac]
+
+
+@dataclass
+class Ops:
+    """Operations performed, as the kernel would: one per arithmetic/compare/lookup step."""
+    n: int = 0
+
+
+@dataclass(frozen=True)
+class Cert:
+    """What a certificate holds [Cert]. Weights are integers times 2^-weight_shift."""
+    d_vocab: int
+    n_ctx: int
+    d_model: int
+    d_head: int
+    weight_shift: int  # weights are integers times 2^-weight_shift (>= 0)
+    W_E: list[list[int]]
+    W_pos: list[list[int]]
+    W_Q: list[list[int]]
+    W_K: list[list[int]]
+    W_V: list[list[int]]
+    W_O: list[list[int]]
+    W_U: list[list[int]]
+    width: int  # packing width in bits [width]
+    isq_lo: int  # 1/sqrt(d_head) in [isq_lo, isq_hi] / 2^ISQ_FRAC
+    isq_hi: int
+    gaps: list[list[int]]  # the witness: threshold s[q][m]
+
+
+@dataclass
+class Verdict:
+    ok: bool
+    count: int
+    reason: str
+    ops: int = 0
+
+
+class Reject(Exception):
+    """The certificate does not check; the message says why."""
+
+
+# ---------------------------------------------------------------- small helpers
+def max_list(xs: list[int], ops: Ops) -> int:  # [maxList]
+    ops.n += len(xs)
+    return max(xs)
+
+
+def min_list(xs: list[int], ops: Ops) -> int:  # [minList]
+    ops.n += len(xs)
+    return min(xs)
+
+
+def abs_sum(xs: list[int], ops: Ops) -> int:  # [absSum]
+    ops.n += len(xs)
+    return sum(abs(x) for x in xs)
+
+
+def max_abs(rows: list[list[int]], ops: Ops) -> int:  # [maxAbs]
+    return max_list([max_list([abs(x) for x in r], ops) for r in rows], ops)
+
+
+def shape_ok(rows: list[list[int]], n: int, p: int) -> bool:  # [shapeOk]
+    return len(rows) == n and all(len(r) == p for r in rows)
+
+
+# ---------------------------------------------------------------- packing
+def pack_row(row: list[int], base: int, ops: Ops) -> int:
+    """sum_j row[j] base^j, Horner from the end [packRow]."""
+    acc = 0
+    for x in reversed(row):
+        acc = x + acc * base
+        ops.n += 1
+    return acc
+
+
+def pack_cols(rows: list[list[int]], base: int, ops: Ops) -> list[int]:
+    """out[k] = sum_r rows[r][k] base^r: the columns of `rows`, each packed [packCols]."""
+    acc = [0] * len(rows[0])
+    for r in reversed(rows):
+        acc = [x + a * base for x, a in zip(r, acc)]
+        ops.n += len(r)
+    return acc
+
+
+def unpack(v: int, offset: int, width: int, p: int, ops: Ops) -> list[int]:
+    """The p balanced base-2^width digits of v, each in [-2^(width-1), 2^(width-1)) [unpack].
+
+    Correct when v = sum_j c_j 2^(width j) with every |c_j| < 2^(width-1): then
+    v + sum_j 2^(width-1) 2^(width j) has the plain digits c_j + 2^(width-1).
+    """
+    half, base = 1 << (width - 1), 1 << width
+    u = v + offset  # offset = sum_j 2^(width-1) base^j
+    out = []
+    for _ in range(p):
+        out.append(u % base - half)
+        u //= base
+        ops.n += 1
+    return out
+
+
+def mat_mul(a: list[list[int]], b_packed: list[int], p: int, width: int, ops: Ops) -> list[list[int]]:
+    """a @ B where b_packed[k] packs row k of B (p entries) [matMul]."""
+    offset = pack_row([1 << (width - 1)] * p, 1 << width, ops)
+    out = []
+    for row in a:
+        v = 0
+        for x, bk in zip(row, b_packed):
+            v += x * bk
+            ops.n += 1
+        out.append(unpack(v, offset, width, p, ops))
+    return out
+
+
+def product_fits(a: list[list[int]], b: list[list[int]], width: int, ops: Ops) -> bool:
+    """Every entry of a @ b has |.| < 2^(width-1), so `unpack` is exact [productFits]."""
+    row_bound = max_list([abs_sum(r, ops) for r in a], ops)
+    return row_bound * max_abs(b, ops) < (1 << (width - 1))
+
+
+def checked_mul(a: list[list[int]], b: list[list[int]], b_is_transposed: bool, width: int,
+                ops: Ops) -> list[list[int]]:
+    """a @ b (or a @ b^T): refuse unless the packing width provably suffices [checkedMul]."""
+    if not product_fits(a, b, width, ops):
+        raise Reject(f"packing width {width} too small for a matrix product")
+    base = 1 << width
+    if b_is_transposed:  # row k of b^T is column k of b
+        return mat_mul(a, pack_cols(b, base, ops), len(b), width, ops)
+    return mat_mul(a, [pack_row(r, base, ops) for r in b], len(b[0]), width, ops)
+
+
+# ---------------------------------------------------------------- packed tables
+@dataclass(frozen=True)
+class Packed:
+    """A list of integers packed into one natural [Packed]: entry k is digit k of
+    `value` in base 2^width, minus 2^(width-1). `entries` is the same list, kept so
+    that Python reads it without the shift (a test pins `get_by_shift` == `get`).
+    """
+    value: int
+    width: int
+    entries: tuple[int, ...]
+
+
+def pack(xs: list[int], width: int, ops: Ops) -> Packed:
+    """Horner over the digits x + 2^(width-1), each required to lie in [0, 2^width) [pack]."""
+    half = 1 << (width - 1)
+    if not all(-half <= x < half for x in xs):
+        raise Reject("table entry too large for the packing width")
+    ops.n += 2 * len(xs)
+    digits = [x + half for x in xs]
+    if width % 8 == 0:  # same number as Horner's, built in linear time
+        nb = width // 8
+        value = int.from_bytes(b"".join(v.to_bytes(nb, "little") for v in digits), "little")
+    else:
+        value = 0
+        for v in reversed(digits):
+            value = v + (value << width)
+    return Packed(value, width, tuple(xs))
+
+
+def get_by_shift(p: Packed, idx: int) -> int:
+    """Entry idx the way the kernel computes it: one shift, one mod [get]."""
+    return ((p.value >> (idx * p.width)) % (1 << p.width)) - (1 << (p.width - 1))
+
+
+def get(p: Packed, idx: int, ops: Ops) -> int:
+    ops.n += 1
+    return p.entries[idx]
+
+
+# ---------------------------------------------------------------- path tables
+@dataclass(frozen=True)
+class Tables:
+    """Exact integer path tables [Tables]: values are ints times 2^(-4 weight_shift)."""
+    EQKE: list[list[int]]
+    EQKP: list[list[int]]
+    EVOU: list[list[int]]
+    PVOU: list[list[int]]
+    EUPU: list[list[int]]  # already shifted to the common scale 2^(-4 weight_shift)
+
+
+def transpose(rows: list[list[int]]) -> list[list[int]]:  # [transpose]
+    return [list(c) for c in zip(*rows)]
+
+
+def path_tables(c: Cert, ops: Ops) -> Tables:
+    """EQKE = (E + P[-1]) Q K^T E^T etc. exactly, via packed products [pathTables]."""
+    w = c.width
+    last = c.W_pos[-1]
+    Eq = [[x + y for x, y in zip(r, last)] for r in c.W_E]
+    ops.n += c.d_vocab * c.d_model
+    QK = checked_mul(c.W_Q, c.W_K, True, w, ops)  # W_Q W_K^T  [d_model, d_model]
+    EQK = checked_mul(Eq, QK, False, w, ops)  # [d_vocab, d_model]
+    EQKE = checked_mul(EQK, c.W_E, True, w, ops)  # EQK E^T
+    EQKP = checked_mul(EQK, c.W_pos, True, w, ops)  # EQK P^T
+    VO = checked_mul(c.W_V, c.W_O, False, w, ops)
+    VOU = checked_mul(VO, c.W_U, False, w, ops)
+    EVOU = checked_mul(c.W_E, VOU, False, w, ops)
+    PVOU = checked_mul(c.W_pos, VOU, False, w, ops)
+    EUPU2 = checked_mul(Eq, c.W_U, False, w, ops)  # scale 2^(-2 weight_shift)
+    # bring EUPU to the scale of EVOU: multiply by 2^(2 weight_shift)
+    shift = 1 << (2 * c.weight_shift)
+    EUPU = [[x * shift for x in r] for r in EUPU2]
+    ops.n += c.d_vocab * c.d_vocab
+    return Tables(EQKE, EQKP, EVOU, PVOU, EUPU)
+
+
+def margin_row(row: list[int], ops: Ops) -> list[int]:
+    """d[m] = row[m] - max_{j != m} row[j] [marginRow]."""
+    top = max_list(row, ops)
+    n_top = sum(1 for x in row if x == top)
+    second = max_list([x for x in row if x != top] or [top], ops)
+    ops.n += 2 * len(row)
+    return [x - (second if (x == top and n_top == 1) else top) for x in row]
+
+
+def prefix(row: list[int], pick, ops: Ops) -> list[int]:
+    """Running max or min [prefixMax / prefixMin]."""
+    out, acc = [], row[0]
+    for x in row:
+        acc = pick(acc, x)
+        out.append(acc)
+        ops.n += 1
+    return out
+
+
+# ---------------------------------------------------------------- exp tables
+@dataclass(frozen=True)
+class ExpTables:
+    """Packed tables of exp(-k 2^-9), fixed point 2^-128, outward [ExpTables].
+
+    fine[k0] ~ exp(-k0 / 512) (k0 < 512), coarse[k1] ~ exp(-k1) (k1 <= 64); an entry
+    of `up` is >= the true value and of `lo` is <= it. Each is built by repeated
+    multiplication by one Taylor enclosure, rounding up (resp. down) every time.
+    """
+    fine_up: Packed
+    fine_lo: Packed
+    coarse_up: Packed
+    coarse_lo: Packed
+
+
+def power_table(step: int, n: int, round_up: bool, ops: Ops) -> list[int]:
+    """[1, step, step^2, ...] in fixed point 2^EXP_FRAC, rounded one way [powerTable]."""
+    one = 1 << EXP_FRAC
+    out, acc = [], one
+    for _ in range(n):
+        out.append(acc)
+        acc = -((-acc * step) >> EXP_FRAC) if round_up else (acc * step) >> EXP_FRAC
+        ops.n += 1
+    return out
+
+
+def exp_tables(ops: Ops) -> ExpTables:
+    b_lo, b_up = exp_neg_bounds(1, EXP_RES, EXP_FRAC)  # exp(-1/512)
+    e_lo, e_up = exp_neg_bounds(1, 0, EXP_FRAC)  # exp(-1)
+    ops.n += 2 * 60  # two Taylor enclosures with 16 squarings each
+    width = EXP_FRAC + 8
+    fine_up = power_table(b_up, EXP_STEPS, True, ops)
+    fine_lo = power_table(b_lo, EXP_STEPS, False, ops)
+    coarse_up = power_table(e_up, EXP_UNITS + 1, True, ops)
+    coarse_lo = power_table(e_lo, EXP_UNITS + 1, False, ops)
+    return ExpTables(*(pack(t, width, ops) for t in (fine_up, fine_lo, coarse_up, coarse_lo)))
+
+
+def exp_up(t: ExpTables, k: int, ops: Ops) -> int:
+    """>= 2^(2 EXP_FRAC) exp(-k / 512) for k >= 0 (clamped: exp(-64) beyond) [expUp]."""
+    k = min(k, EXP_UNITS * EXP_STEPS)
+    ops.n += 2
+    return get(t.coarse_up, k >> EXP_RES, ops) * get(t.fine_up, k % EXP_STEPS, ops)
+
+
+def exp_lo(t: ExpTables, k: int, ops: Ops) -> int:
+    """<= 2^(2 EXP_FRAC) exp(-k / 512) for k >= 0 (0 beyond exp(-64)) [expLo]."""
+    ops.n += 2
+    if k >= EXP_UNITS * EXP_STEPS:
+        return 0
+    return get(t.coarse_lo, k >> EXP_RES, ops) * get(t.fine_lo, k % EXP_STEPS, ops)
+
+
+@dataclass(frozen=True)
+class ScoreScale:
+    """Turns an integer score gap D >= 0 into table indices [ScoreScale].
+
+    The true exponent is -D 2^(-4 weight_shift) / sqrt(d_head); with 1/sqrt(d) in
+    [isq_lo, isq_hi] / 2^64 its value times 512 lies in [D isq_lo, D isq_hi] / 2^shift.
+    """
+    isq_lo: int
+    isq_hi: int
+    shift: int
+
+
+def e_up(sc: "Scoring", D: int, ops: Ops) -> int:
+    """Upper bound of exp(-D scale) (fixed point 2^-256) [eUp]: index rounded down."""
+    ops.n += 2
+    return exp_up(sc.exp, (D * sc.scale.isq_lo) >> sc.scale.shift, ops)
+
+
+def e_lo(sc: "Scoring", D: int, ops: Ops) -> int:
+    """Lower bound of exp(-D scale) (fixed point 2^-256) [eLo]: index rounded up."""
+    ops.n += 2
+    return exp_lo(sc.exp, -((-(D * sc.scale.isq_hi)) >> sc.scale.shift), ops)
+
+
+def lower_prod(lo: int, hi: int, w: int, ops: Ops) -> int:
+    """A lower bound of e w for e in [lo, hi], lo >= 0 [lowerProd]."""
+    ops.n += 2
+    return lo * w if w >= 0 else hi * w
+
+
+# ---------------------------------------------------------------- the gap proof
+def family_size(q: int, m: int, s: int, n_ctx: int) -> int:
+    """|F(q, m, s)| [familySize]: free tokens in {m} u [0, s], at least one m if q < m."""
+    free = n_ctx - 1
+    if s == -2:
+        return 0
+    if s == -1:
+        return 1
+    return (s + 2) ** free - ((s + 1) ** free if q < m else 0)
+
+
+@dataclass(frozen=True)
+class MaxInfo:
+    """What the check of (q, m) needs about the max token m [MaxInfo]."""
+    dEV_mm: int  # dEV[m][m]
+    dPV: list[int]  # dPV[i][m] for every position i
+    pm_dEV: "Packed"  # s -> min_{t <= s} dEV[t][m]
+
+
+@dataclass(frozen=True)
+class QueryInfo:
+    """What the check of (q, m) needs about the query token q [QueryInfo]."""
+    ref: int  # max_t EQKE[q][t]: every score gap below is >= 0
+    pos_e: list[tuple[int, int]]  # enclosure of exp((EQKP[q][i] - max_i EQKP[q][i]) / sqrt d)
+    q_e: tuple[int, int]  # enclosure of exp((EQKE[q][q] - ref) / sqrt d)
+    pmax: "Packed"  # s -> max_{t <= s} EQKE[q][t]
+    pmin: "Packed"  # s -> min_{t <= s} EQKE[q][t]
+
+
+def check_family(q: int, m: int, s: int, eqke_qm: int, dEU_qm: int, dEV_qm: int,
+                 qi: QueryInfo, mi: MaxInfo, sc: "Scoring", ops: Ops) -> bool:
+    """Every input of F(q, m, s) is correct (see the module docstring) [checkFamily].
+
+    Terms are e * w with e = E1 E2 (fixed point 2^-512), w at scale 2^(-4 weight_shift).
+    """
+    if s == -2:
+        return True
+    K = len(mi.dPV)
+    pe = qi.pos_e
+    # the query position K-1 holds q
+    w_q = dEV_qm + mi.dPV[K - 1] + dEU_qm
+    total = lower_prod(qi.q_e[0] * pe[K - 1][0], qi.q_e[1] * pe[K - 1][1], w_q, ops)
+    gap = qi.ref - eqke_qm
+    m_lo, m_hi = e_lo(sc, gap, ops), e_up(sc, gap, ops)
+    A = [lower_prod(m_lo * pe[i][0], m_hi * pe[i][1], mi.dEV_mm + mi.dPV[i] + dEU_qm, ops)
+         for i in range(K - 1)]
+    ops.n += 6 + 4 * (K - 1)
+    if s == -1:
+        ops.n += K
+        return total + sum(A) > 0
+    t_lo = e_lo(sc, qi.ref - get(qi.pmin, s, ops), ops)
+    t_hi = e_up(sc, qi.ref - get(qi.pmax, s, ops), ops)
+    w_min = get(mi.pm_dEV, s, ops) + dEU_qm
+    B = [lower_prod(t_lo * pe[i][0], t_hi * pe[i][1], w_min + mi.dPV[i], ops) for i in range(K - 1)]
+    diffs = insertion_sort([a - b for a, b in zip(A, B)], ops)
+    ops.n += 5 * (K - 1)
+    acc = total + sum(B)
+    c_min = 1 if q < m else 0
+    ok = True
+    for c in range(K):  # acc = Q + sum B + (the c smallest A_i - B_i)
+        if c >= c_min and acc <= 0:
+            ok = False
+        if c < K - 1:
+            acc += diffs[c]
+        ops.n += 3
+    return ok
+
+
+def insertion_sort(xs: list[int], ops: Ops) -> list[int]:  # [insertionSort]
+    out: list[int] = []
+    for x in xs:
+        i = 0
+        while i < len(out) and out[i] <= x:
+            i += 1
+            ops.n += 1
+        out.insert(i, x)
+        ops.n += 1
+    return out
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """Exp tables and the score scale [Scoring]."""
+    exp: "ExpTables"
+    scale: "ScoreScale"
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything the per-(q, m) checks read, in the order the loops read it [Context]."""
+    eqke: list[list[int]]
+    dEU: list[list[int]]
+    dEV: list[list[int]]
+    queries: list[QueryInfo]
+    maxes: list[MaxInfo]
+    scoring: Scoring
+
+
+def build_context(c: Cert, tab: Tables, ops: Ops) -> Context:
+    """Derived tables [buildContext]."""
+    w, d = c.width, c.d_vocab
+    dEV = [margin_row(r, ops) for r in tab.EVOU]
+    dPV = [margin_row(r, ops) for r in tab.PVOU]
+    dEV_cols = transpose(dEV)
+    dPV_cols = transpose(dPV)
+    ops.n += d * d + d * c.n_ctx
+    # score scale: EQKE's exponent is -4 weight_shift; index = D isq / 2^(64 + 4 ws - 9)
+    shift = ISQ_FRAC + 4 * c.weight_shift - EXP_RES
+    sc = Scoring(exp_tables(ops), ScoreScale(c.isq_lo, c.isq_hi, shift))
+    maxes = [MaxInfo(dEV_cols[m][m], dPV_cols[m], pack(prefix(dEV_cols[m], min, ops), w, ops))
+             for m in range(d)]
+    queries = []
+    for q in range(d):
+        row, prow = tab.EQKE[q], tab.EQKP[q]
+        ref, pref = max_list(row, ops), max_list(prow, ops)
+        gap_q = ref - nth(row, q, ops)
+        queries.append(QueryInfo(
+            ref=ref,
+            pos_e=[(e_lo(sc, pref - x, ops), e_up(sc, pref - x, ops)) for x in prow],
+            q_e=(e_lo(sc, gap_q, ops), e_up(sc, gap_q, ops)),
+            pmax=pack(prefix(row, max, ops), w, ops),
+            pmin=pack(prefix(row, min, ops), w, ops)))
+    return Context(tab.EQKE, [margin_row(r, ops) for r in tab.EUPU], dEV, queries, maxes, sc)
+
+
+def nth(xs: list[int], i: int, ops: Ops) -> int:  # [nth]: a list walk
+    ops.n += i + 1
+    return xs[i]
+
+
+def validate(c: Cert) -> None:
+    """Shapes, ranges and the 1/sqrt(d_head) enclosure [wellFormed]."""
+    d, K, dm, dh = c.d_vocab, c.n_ctx, c.d_model, c.d_head
+    shapes = {"W_E": (d, dm), "W_pos": (K, dm), "W_Q": (dm, dh), "W_K": (dm, dh),
+              "W_V": (dm, dh), "W_O": (dh, dm), "W_U": (dm, d)}
+    if min(d, dm, dh) < 1 or d < 2 or K < 2:
+        raise Reject("dimensions must be positive, d_vocab >= 2 and n_ctx >= 2")
+    for name, (n, p) in shapes.items():
+        if not shape_ok(getattr(c, name), n, p):
+            raise Reject(f"{name} does not have shape {n} x {p}")
+    if c.weight_shift < 0 or c.width < 2:
+        raise Reject("weight shift must be >= 0 and the width >= 2")
+    one = 1 << (2 * ISQ_FRAC)
+    if not (0 <= c.isq_lo and c.isq_lo ** 2 * dh <= one <= c.isq_hi ** 2 * dh):
+        raise Reject("the 1/sqrt(d_head) enclosure is wrong")
+    if not shape_ok(c.gaps, d, d):
+        raise Reject(f"witness: the gap table must be {d} x {d}")
+    for q in range(d):
+        for m in range(q, d):
+            if not -2 <= c.gaps[q][m] <= m - 1:
+                raise Reject(f"witness: threshold s[{q}][{m}] = {c.gaps[q][m]} outside [-2, {m - 1}]")
+
+
+def certified_count(c: Cert, ops: Ops | None = None) -> int:
+    """The number of inputs the witness proves correct; raises Reject on any failure [certifiedCount]."""
+    ops = ops if ops is not None else Ops()
+    validate(c)
+    ctx = build_context(c, path_tables(c, ops), ops)
+    total = 0
+    for q in range(c.d_vocab):
+        qi = ctx.queries[q]
+        for m in range(q, c.d_vocab):  # in Lean: the rows dropped to index q, walked in lockstep
+            s = c.gaps[q][m]
+            if not check_family(q, m, s, ctx.eqke[q][m], ctx.dEU[q][m], ctx.dEV[q][m], qi,
+                                ctx.maxes[m], ctx.scoring, ops):
+                raise Reject(f"the family (query {q}, max {m}, threshold {s}) is not proven correct")
+            total += family_size(q, m, s, c.n_ctx)
+            ops.n += 3
+        ops.n += c.d_vocab + q  # the drops
+    return total
+
+
+def check(c: Cert, n: int) -> Verdict:
+    """True iff the certificate proves at least n correct inputs [check]."""
+    ops = Ops()
+    try:
+        count = certified_count(c, ops)
+    except Reject as err:
+        return Verdict(False, 0, str(err), ops.n)
+    if n > count:
+        return Verdict(False, count, f"claimed {n} correct inputs but the proof supports only {count}", ops.n)
+    return Verdict(True, count, "", ops.n)

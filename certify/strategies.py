@@ -1,0 +1,169 @@
+"""Proof strategies: each turns exact path tables into a certified count of correct
+inputs (a lower bound on accuracy), with its cost and its witness.
+
+- `bruteforce`: the exhaustive count (the top of the frontier).
+- `cubic`: per (query q, max m) the largest set S of non-max tokens such that every
+  input whose free tokens lie in {m} u S is proven correct by the convexity bound
+  (below); cost ~ d_vocab^3 K.
+- `subcubic`: the gap proof that the Lean checker re-checks (certify.checker): one
+  threshold s per (q, m); checking costs ~ d_vocab^2 (d_model + K) integer operations.
+
+Soundness of `cubic` (the counting step). Fix q, m and an input whose last token is q,
+whose max is m and whose free tokens (positions 0..K-2) are m or lie in S. For every
+j != m, with e_i = exp(score_i / sqrt(d_head)) > 0 and
+G[q,i,t,m] = min_{j' != m} (Y[q,i,t,m] - Y[q,i,t,j']):
+
+    Z (logit_m - logit_j) = sum_i e_i (Y[q,i,t_i,m] - Y[q,i,t_i,j]) >= sum_i e_i G[q,i,t_i,m].
+
+Each position's term depends only on its own token (convexity: the attention mixes
+the per-position vectors, and a mixture is bounded by its worst components). So the
+sum is at least Q + sum_{i in P} A_i + sum_{i not in P} min_{t in S} b_i(t), where P
+is the set of free positions holding m (|P| = c), A_i = e(q,m,i) G[q,i,m,m],
+b_i(t) = e(q,t,i) G[q,i,t,m] and Q = e(q,q,K-1) G[q,K-1,q,m]; minimising over P of
+size c gives Q + sum_i Bmin_i + (the c smallest A_i - Bmin_i). If that exceeds the
+float error bound for every feasible c, all such inputs are correct; different (q, m)
+give disjoint families, so the counts add up. The float error bound: every e is an
+upper bound v with true value in [v (1 - rho), v] and every G is within 8 u B, so each
+of the K terms is within vmax B (2 rho + 48 u) of its float value, where vmax is the
+largest v any term of the family can carry, and the sum within
+vmax K B (2 rho + (32 K + 32) u): the threshold used.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+import numpy as np
+
+from .bruteforce import bruteforce, float_tables
+from .checker import Ops, check
+from .certificate import cert_from_weights, search_gaps
+from .exact import PathTables, path_tables
+from .model import Config, Weights
+
+
+@dataclass
+class ProofResult:
+    """One strategy's result for one model."""
+    strategy: str
+    count: int
+    total: int
+    flops: int
+    checker_ops: int
+    unexplained_dimension: int
+    seconds: float
+    search_seconds: float
+    accuracy: float | None = None
+    witness: object = field(default=None, repr=False)
+
+    @property
+    def bound(self) -> float:
+        return self.count / self.total
+
+    @property
+    def ratio(self) -> float | None:
+        return None if not self.accuracy else self.bound / self.accuracy
+
+    def to_dict(self) -> dict:
+        return {"strategy": self.strategy, "count": self.count, "total": self.total,
+                "bound": self.bound, "accuracy": self.accuracy, "ratio": self.ratio,
+                "flops": self.flops, "checker_ops": self.checker_ops,
+                "unexplained_dimension": self.unexplained_dimension,
+                "seconds": round(self.seconds, 4), "search_seconds": round(self.search_seconds, 4)}
+
+
+@dataclass(frozen=True)
+class ProofInput:
+    cfg: Config
+    weights: Weights
+    tables: PathTables
+    accuracy: float | None
+
+
+def run_bruteforce(p: ProofInput) -> ProofResult:
+    r = bruteforce(p.tables)
+    d, K = p.cfg.d_vocab, p.cfg.n_ctx
+    return ProofResult("bruteforce", r.correct, r.total, r.flops, r.flops, d ** (K + 1), r.seconds, 0.0,
+                       accuracy=r.accuracy)
+
+
+def run_subcubic(p: ProofInput) -> ProofResult:
+    """The gap proof: search the witness, then check it with the checker mirror."""
+    t0 = time.perf_counter()
+    cert = cert_from_weights(p.cfg, p.weights)
+    found = search_gaps(cert)
+    cert = replace(cert, gaps=found.gaps)
+    search_seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    verdict = check(cert, found.count)
+    if not verdict.ok:  # the search and the checker disagree: a bug, never a bound
+        raise AssertionError(f"gap search produced an invalid witness: {verdict.reason}")
+    d, K = p.cfg.d_vocab, p.cfg.n_ctx
+    return ProofResult("subcubic", verdict.count, d ** K, verdict.ops, verdict.ops,
+                       3 * d * d + 2 * K * d, time.perf_counter() - t1, search_seconds,
+                       accuracy=p.accuracy, witness=cert)
+
+
+def run_cubic(p: ProofInput) -> ProofResult:
+    """The cubic convexity proof (module docstring), decided in float64 with an error bound."""
+    t0 = time.perf_counter()
+    ft = float_tables(p.tables)
+    v, G = ft.att.value, ft.G  # v[q, i, t], G[q, i, t, m]
+    d, K = p.cfg.d_vocab, p.cfg.n_ctx
+    u = 2.0 ** -53
+    kappa = K * ft.B * (2 * ft.att.rho + (32 * K + 32) * u)
+    flops = ft.flops
+    count = 0
+    sets: dict[tuple[int, int], list[int]] = {}
+    free = K - 1
+    for q in range(d):
+        for m in range(q, d):
+            Q = v[q, K - 1, q] * G[q, K - 1, q, m]
+            A = v[q, :free, m] * G[q, :free, m, m]  # [free]
+            b = v[q, :free, :m] * G[q, :free, :m, m]  # [free, m]: tokens t < m
+            # error bound relative to the largest attention weight any term can carry
+            thr = kappa * max(v[q, K - 1, q], v[q, :free, : m + 1].max())
+            flops += 4 + 2 * free + 3 * free * m
+            if not Q + A.sum() > thr:  # not even the all-max input
+                continue
+            order = np.argsort(-b.min(axis=0), kind="stable") if m else np.zeros(0, dtype=int)
+            bmin = np.minimum.accumulate(b[:, order], axis=1)  # [free, n]: S = first n+1 tokens
+            diffs = np.sort(A[:, None] - bmin, axis=0)  # [free, n]
+            acc = Q + bmin.sum(axis=0)  # c = 0
+            partial = np.vstack([acc, acc + np.cumsum(diffs, axis=0)])  # [K, n]: c = 0..K-1
+            c_min = 1 if q < m else 0
+            ok = (partial[c_min:] > thr).all(axis=0)
+            flops += 6 * free * m + K * m
+            n = int(np.argmin(ok)) if not ok.all() else m  # largest passing prefix
+            sets[(q, m)] = [int(t) for t in order[:n]]
+            count += (n + 1) ** free - (n ** free if q < m else 0)
+    return ProofResult("cubic", count, d ** K, flops, flops, 3 * d * d + 2 * K * d,
+                       time.perf_counter() - t0, 0.0, accuracy=p.accuracy, witness=sets)
+
+
+STRATEGIES: dict[str, Callable[[ProofInput], ProofResult]] = {
+    "bruteforce": run_bruteforce,
+    "cubic": run_cubic,
+    "subcubic": run_subcubic,
+}
+
+
+def strategy_names() -> list[str]:
+    return list(STRATEGIES)
+
+
+def resolve(names: str) -> list[str]:
+    """'all', one name, or a comma list; unknown names are an error that lists the known ones."""
+    if names == "all":
+        return strategy_names()
+    out = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in out if n not in STRATEGIES]
+    if unknown or not out:
+        raise ValueError(f"unknown strategy {', '.join(unknown) or names!r}; known: {', '.join(STRATEGIES)}, all")
+    return out
+
+
+def prove(cfg: Config, weights: Weights, strategy: str, accuracy: float | None = None) -> ProofResult:
+    return STRATEGIES[strategy](ProofInput(cfg, weights, path_tables(weights), accuracy))

@@ -74,6 +74,120 @@ def cmd_bruteforce(args: argparse.Namespace) -> tuple[dict, str]:
     return out, text
 
 
+def load_for_proof(args: argparse.Namespace):
+    from .store import get_model
+    m = get_model(config_of(args), args.seed, args.models_dir, log=log)
+    accuracy = (m.meta.get("exhaustive") or {}).get("accuracy")
+    return m, accuracy
+
+
+def cmd_strategies(args: argparse.Namespace) -> tuple[dict, str]:
+    from .emit import EMITTABLE
+    from .strategies import strategy_names
+    names = strategy_names()
+    return ({"strategies": names, "emittable": list(EMITTABLE)},
+            "\n".join(f"{n}{'  (Lean certificate)' if n in EMITTABLE else ''}" for n in names))
+
+
+def result_line(r) -> str:
+    ratio = f"{r.ratio:.4f}" if r.ratio is not None else "-"
+    return (f"{r.strategy:<11} {r.count:>10} / {r.total:<10} bound {r.bound:.6f}  ratio {ratio}  "
+            f"flops {r.flops:.3g}  checker ops {r.checker_ops:.3g}  {r.seconds:.2f} s "
+            f"(+{r.search_seconds:.2f} s search)")
+
+
+def cmd_prove(args: argparse.Namespace) -> tuple[dict, str]:
+    from .strategies import prove, resolve
+    names = resolve(args.strategy)
+    m, accuracy = load_for_proof(args)
+    results = [prove(m.cfg, m.weights, n, accuracy) for n in names]
+    rows = [{"seed": m.seed, "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, **r.to_dict()} for r in results]
+    text = "\n".join(result_line(r) for r in results)
+    if args.strategy == "all" or len(rows) > 1:
+        return {"seed": m.seed, "results": rows}, text
+    return rows[0], text
+
+
+def do_emit(m, strategy: str):
+    from .emit import EMITTABLE, CertificateFile, emit
+    from .strategies import prove
+    if strategy not in EMITTABLE:
+        raise CliError(f"strategy {strategy!r} has no Lean checker; certificates are emitted for: "
+                       f"{', '.join(EMITTABLE)}")
+    r = prove(m.cfg, m.weights, strategy)
+    cf = CertificateFile(r.witness, r.count, m.seed, m.meta["sha256"], strategy)
+    return emit(cf, r.checker_ops)
+
+
+def cmd_emit(args: argparse.Namespace) -> tuple[dict, str]:
+    m, _ = load_for_proof(args)
+    e = do_emit(m, args.strategy)
+    out = {"lean_path": str(e.lean_path), "summary_path": str(e.summary_path), "strategy": args.strategy,
+           "count": e.count, "total": e.total, "checker_ops": e.checker_ops, "seed": m.seed}
+    return out, f"wrote {e.lean_path} and {e.summary_path} ({e.count} / {e.total}, {e.checker_ops} checker ops)"
+
+
+def cmd_check(args: argparse.Namespace) -> tuple[dict, str]:
+    from .emit import check_certificate_text
+    path = Path(args.path)
+    if not path.is_file():
+        raise CliError(f"{path}: file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CliError(f"{path}: not a UTF-8 text file") from None
+    r = check_certificate_text(text)
+    out = {"ok": r.ok, "count": r.count, "claimed": r.claimed, "total": r.total, "reason": r.reason,
+           "checker_ops": r.checker_ops, "path": str(path)}
+    text_out = (f"OK: {path} proves {r.claimed} / {r.total} correct (the proof supports {r.count})" if r.ok
+                else f"REJECTED: {path}: {r.reason}")
+    return out, text_out
+
+
+def lake_build(lean_dir: Path, required: bool) -> dict:
+    """Run `lake build` when lake is on PATH; say clearly when it is not."""
+    import shutil
+    import subprocess
+    lake = shutil.which("lake")
+    if lake is None:
+        msg = ("lake not found on PATH: the Lean re-check was skipped (install elan from "
+               "https://github.com/leanprover/elan, then run `lake build` in lean/); "
+               "the Python mirror of the checker accepted the certificate")
+        if required:
+            raise CliError("LEAN=required but " + msg.split(":")[0])
+        log(msg)
+        return {"lean": "skipped", "lean_message": msg}
+    log(f"running lake build in {lean_dir} ...")
+    t0 = time.perf_counter()
+    proc = subprocess.run([lake, "build"], cwd=lean_dir, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        log(proc.stdout[-4000:] + proc.stderr[-4000:])
+        raise CliError(f"lake build failed (exit {proc.returncode}); see the output above")
+    return {"lean": "checked", "lean_seconds": round(seconds, 1)}
+
+
+def cmd_run(args: argparse.Namespace) -> tuple[dict, str]:
+    """train/load, exhaustive accuracy, every proof, emit, re-check (Python mirror, then lake)."""
+    from .emit import LEAN_DIR, check_certificate_text
+    from .strategies import prove, strategy_names
+    m, accuracy = load_for_proof(args)
+    results = [prove(m.cfg, m.weights, n, accuracy) for n in strategy_names()]
+    e = do_emit(m, args.strategy)
+    rep = check_certificate_text(e.lean_path.read_text(encoding="utf-8"))
+    if not rep.ok:
+        raise CliError(f"the emitted certificate does not check: {rep.reason}")
+    lean = lake_build(LEAN_DIR, args.lean == "required")
+    out = {"seed": m.seed, "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "accuracy": accuracy,
+           "results": [r.to_dict() for r in results], "lean_path": str(e.lean_path),
+           "summary_path": str(e.summary_path), "python_check": rep.ok, **lean}
+    lines = [f"seed {m.seed}, K={m.cfg.n_ctx}, d_vocab={m.cfg.d_vocab}: exhaustive accuracy {accuracy}",
+             *(result_line(r) for r in results),
+             f"certificate ({args.strategy}): {e.lean_path}  claims {e.count} / {e.total}",
+             f"Python mirror check: {'OK' if rep.ok else 'REJECTED'}; Lean: {lean['lean']}"]
+    return out, "\n".join(lines)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], tuple[dict, str]]]] = {}
 
 
@@ -87,6 +201,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bruteforce", parents=[common], help="certified exhaustive accuracy")
     p.add_argument("--seed", type=seed_arg, required=True)
     p.set_defaults(func=cmd_bruteforce)
+    p = sub.add_parser("strategies", parents=[common], help="list the proof strategies")
+    p.set_defaults(func=cmd_strategies)
+    p = sub.add_parser("prove", parents=[common], help="run a proof strategy (or all)")
+    p.add_argument("--seed", type=seed_arg, required=True)
+    p.add_argument("--strategy", default="all", help="a strategy name, a comma list, or 'all'")
+    p.set_defaults(func=cmd_prove)
+    p = sub.add_parser("emit", parents=[common], help="write the Lean certificate for a seed")
+    p.add_argument("--seed", type=seed_arg, required=True)
+    p.add_argument("--strategy", default="subcubic")
+    p.set_defaults(func=cmd_emit)
+    p = sub.add_parser("check", parents=[common], help="re-check a .lean certificate (no torch needed)")
+    p.add_argument("path")
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser("run", parents=[common], help="everything for one seed (what `make certify` runs)")
+    p.add_argument("--seed", type=seed_arg, required=True)
+    p.add_argument("--strategy", default="subcubic", help="the strategy whose certificate is emitted")
+    p.add_argument("--lean", choices=["optional", "required"], default="optional",
+                   help="'required' makes a missing lake an error")
+    p.set_defaults(func=cmd_run)
     return parser
 
 
@@ -95,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         out, text = args.func(args)
-    except (CliError, ModelError, ValueError, OSError) as err:
+    except (CliError, ModelError, ValueError, OSError, ArithmeticError) as err:
         msg = str(err) or type(err).__name__
         if getattr(args, "json", False):
             print(json.dumps({"error": msg}))

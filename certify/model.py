@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-WEIGHT_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_U")
+from .digest import WEIGHT_NAMES  # noqa: E402  (one list of names, torch-free)
 
 
 class ModelError(ValueError):

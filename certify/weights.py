@@ -7,7 +7,6 @@ of the tensors and the exhaustive accuracy. Loading validates everything and rai
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -15,17 +14,13 @@ from pathlib import Path
 
 import torch
 
+from .digest import weights_sha256_arrays
 from .model import WEIGHT_NAMES, Config, ModelError, Weights, validate_weights
 
 
 def weights_sha256(weights: Weights) -> str:
-    """sha256 over the tensors in WEIGHT_NAMES order: name, shape, little-endian float32 bytes."""
-    h = hashlib.sha256()
-    for name in WEIGHT_NAMES:
-        t = weights[name].detach().contiguous().to(torch.float32)
-        h.update(name.encode() + b"\0" + repr(list(t.shape)).encode() + b"\0")
-        h.update(t.numpy().astype("<f4").tobytes())
-    return h.hexdigest()
+    """sha256 of the tensors (see certify.digest): name, shape, little-endian float32 bytes."""
+    return weights_sha256_arrays({n: weights[n].detach().cpu().numpy() for n in WEIGHT_NAMES})
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -1,0 +1,197 @@
+"""Lean certificates: render (jinja2 templates), parse back, emit to `lean/`, re-check.
+
+`certify check` parses the `.lean` file itself and re-checks exactly what Lean would:
+the file must be the canonical rendering of what was parsed out of it (so nothing
+outside the parsed data can change Lean's view), the weights must match the recorded
+sha256, and the Python mirror of the Lean checker must accept the claimed count.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from . import __version__
+from .checker import Cert, Verdict, check
+from .digest import WEIGHT_NAMES, weights_sha256_arrays
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = REPO_ROOT / "templates"
+LEAN_DIR = REPO_ROOT / "lean"
+TOOLCHAIN = "leanprover/lean4:v4.34.1"
+LEAN_FIELDS = {"W_E": "wE", "W_pos": "wPos", "W_Q": "wQ", "W_K": "wK", "W_V": "wV", "W_O": "wO",
+               "W_U": "wU"}
+EMITTABLE = ("subcubic",)  # strategies with a Lean checker
+
+
+class CertificateError(ValueError):
+    """A certificate file that cannot be parsed or does not check."""
+
+
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True, autoescape=False)
+
+
+def module_name(d_vocab: int, n_ctx: int, d_model: int, d_head: int, seed: int) -> str:
+    return f"V{d_vocab}K{n_ctx}M{d_model}H{d_head}Seed{seed}"
+
+
+@dataclass(frozen=True)
+class CertificateFile:
+    """Everything a certificate file says."""
+    cert: Cert
+    count: int
+    seed: int
+    sha256: str
+    strategy: str
+
+    @property
+    def module(self) -> str:
+        c = self.cert
+        return module_name(c.d_vocab, c.n_ctx, c.d_model, c.d_head, self.seed)
+
+    @property
+    def total(self) -> int:
+        return self.cert.d_vocab ** self.cert.n_ctx
+
+
+def render_certificate(cf: CertificateFile) -> str:
+    c = cf.cert
+    matrices = [(LEAN_FIELDS[n], getattr(c, n)) for n in WEIGHT_NAMES]
+    return _env().get_template("certificate.lean.j2").render(
+        version=__version__, c=c, seed=cf.seed, sha256=cf.sha256, strategy=cf.strategy,
+        count=cf.count, total=cf.total, module=cf.module, matrices=matrices)
+
+
+def _field_text(text: str, name: str) -> str:
+    """The value text of `  name := ...` up to its closing bracket or end of line."""
+    m = re.search(rf"^  {name} := ", text, re.MULTILINE)
+    if not m:
+        raise CertificateError(f"certificate has no field '{name}'")
+    i = m.end()
+    if text[i] != "[":
+        return text[i:text.index("\n", i)].rstrip(",")
+    depth = 0
+    for j in range(i, len(text)):
+        depth += {"[": 1, "]": -1}.get(text[j], 0)
+        if depth == 0:
+            return text[i:j + 1]
+    raise CertificateError(f"field '{name}' is not closed")
+
+
+def _header(text: str, key: str) -> str:
+    m = re.search(rf"^{key}: (\S+)$", text, re.MULTILINE)
+    if not m:
+        raise CertificateError(f"certificate header has no '{key}:' line")
+    return m.group(1)
+
+
+def parse_certificate(text: str) -> CertificateFile:
+    """Read a rendered certificate back; refuse anything that is not its canonical form."""
+    try:
+        ints = {n: int(_field_text(text, n)) for n in
+                ("dVocab", "nCtx", "dModel", "dHead", "weightShift", "width", "isqLo", "isqHi")}
+        mats = {py: json.loads(_field_text(text, lean)) for py, lean in LEAN_FIELDS.items()}
+        gaps = json.loads(_field_text(text, "gaps"))
+        claim = re.search(r"^theorem cert : MaxKCert\.check data (\d+) = true := by decide \+kernel$",
+                          text, re.MULTILINE)
+        if not claim:
+            raise CertificateError("no `theorem cert : MaxKCert.check data N = true := by decide +kernel` line")
+        seed, sha, strategy = int(_header(text, "seed")), _header(text, "weights_sha256"), _header(text, "strategy")
+    except (ValueError, json.JSONDecodeError) as err:
+        raise CertificateError(f"malformed certificate: {err}") from None
+    for name, value in [*mats.items(), ("gaps", gaps)]:
+        if not (isinstance(value, list) and all(isinstance(r, list) and all(type(x) is int for x in r)
+                                                for r in value)):
+            raise CertificateError(f"malformed certificate: {name} is not a list of integer lists")
+    cert = Cert(ints["dVocab"], ints["nCtx"], ints["dModel"], ints["dHead"], ints["weightShift"],
+                *(mats[n] for n in WEIGHT_NAMES), width=ints["width"], isq_lo=ints["isqLo"],
+                isq_hi=ints["isqHi"], gaps=gaps)
+    cf = CertificateFile(cert, int(claim.group(1)), seed, sha, strategy)
+    if render_certificate(cf) != text:
+        raise CertificateError("the file is not the canonical rendering of its own content "
+                               "(edited by hand or by another tool version?); refusing to check it")
+    return cf
+
+
+def cert_weights_sha256(c: Cert) -> str:
+    """sha256 of the float32 weights the certificate's integers stand for."""
+    arrays = {}
+    for name in WEIGHT_NAMES:
+        rows = getattr(c, name)
+        vals = np.array([[float(x) * 2.0 ** -c.weight_shift for x in r] for r in rows], dtype=np.float64)
+        exact = all(int(v * 2.0 ** c.weight_shift) == x for r, vr in zip(rows, vals) for x, v in zip(r, vr))
+        as32 = vals.astype(np.float32)
+        if not exact or not np.array_equal(as32.astype(np.float64), vals):
+            raise CertificateError(f"{name}: an entry is not exactly a float32 weight")
+        arrays[name] = as32
+    return weights_sha256_arrays(arrays)
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    ok: bool
+    count: int
+    claimed: int
+    total: int
+    reason: str
+    checker_ops: int
+
+
+def check_certificate_text(text: str) -> CheckReport:
+    try:
+        cf = parse_certificate(text)
+        if cert_weights_sha256(cf.cert) != cf.sha256:
+            raise CertificateError("the weights do not match the recorded weights_sha256 (a weight was changed)")
+    except CertificateError as err:
+        return CheckReport(False, 0, 0, 0, str(err), 0)
+    v: Verdict = check(cf.cert, cf.count)
+    return CheckReport(v.ok, v.count, cf.count, cf.total, v.reason, v.ops)
+
+
+@dataclass(frozen=True)
+class Emitted:
+    lean_path: Path
+    summary_path: Path
+    count: int
+    total: int
+    checker_ops: int
+
+
+def write_if_changed(path: Path, text: str) -> None:
+    from .weights import atomic_write_text
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        atomic_write_text(path, text)
+
+
+def emit(cf: CertificateFile, checker_ops: int, lean_dir: Path = LEAN_DIR) -> Emitted:
+    """Write the certificate module and its JSON summary; refresh the root and audit modules."""
+    certs = lean_dir / "MaxKCert" / "Certs"
+    lean_path, summary_path = certs / f"{cf.module}.lean", certs / f"{cf.module}.json"
+    c = cf.cert
+    summary = {"seed": cf.seed, "config": {"d_vocab": c.d_vocab, "n_ctx": c.n_ctx, "d_model": c.d_model,
+                                           "d_head": c.d_head},
+               "weights_sha256": cf.sha256, "strategy": cf.strategy, "count": cf.count, "total": cf.total,
+               "bound": cf.count / cf.total, "checker_ops": checker_ops, "toolchain": TOOLCHAIN,
+               "module": f"MaxKCert.Certs.{cf.module}", "certify_version": __version__}
+    write_if_changed(lean_path, render_certificate(cf))
+    write_if_changed(summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    refresh_index(lean_dir)
+    return Emitted(lean_path, summary_path, cf.count, cf.total, checker_ops)
+
+
+def refresh_index(lean_dir: Path = LEAN_DIR) -> None:
+    """Root module importing every certificate, and the axiom audit over all of them."""
+    modules = sorted(p.stem for p in (lean_dir / "MaxKCert" / "Certs").glob("*.lean"))
+    env = _env()
+    write_if_changed(lean_dir / "MaxKCert.lean", env.get_template("root.lean.j2").render(modules=modules))
+    write_if_changed(lean_dir / "MaxKCertAudit.lean", env.get_template("audit.lean.j2").render(modules=modules))
+
+
+assert {f.name for f in fields(Cert)} >= set(WEIGHT_NAMES)

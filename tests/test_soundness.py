@@ -1,0 +1,45 @@
+"""No strategy may certify more inputs than are correct (exhaustive ground truth).
+
+Also pins that the test can fail: the strategies certify a substantial count on the
+trained models, so an over-count would be visible.
+"""
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from certify.bruteforce import bruteforce
+from certify.exact import path_tables
+from certify.strategies import prove
+from models import KINDS, SMALL_CONFIGS, make_model
+
+PROOFS = ("cubic", "subcubic")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=st.sampled_from(SMALL_CONFIGS), kind=st.sampled_from(KINDS), seed=st.integers(0, 50),
+       a=st.integers(0, 100), b=st.integers(0, 100), strength=st.floats(0, 1))
+def test_no_strategy_exceeds_the_exhaustive_count(cfg, kind, seed, a, b, strength):
+    a, b = a % cfg.d_vocab, b % cfg.d_vocab
+    w = make_model(cfg, kind, seed, a, b, strength)
+    truth = bruteforce(path_tables(w)).correct
+    for name in PROOFS:
+        r = prove(cfg, w, name)
+        assert r.count <= truth, (name, kind, r.count, truth)
+
+
+@pytest.mark.parametrize("cfg", SMALL_CONFIGS)
+def test_proofs_certify_most_of_a_trained_model(cfg):
+    w = make_model(cfg, "trained", 0, 0, 0, 0.0)
+    truth = bruteforce(path_tables(w)).correct
+    assert truth > 0.8 * cfg.d_vocab ** cfg.n_ctx
+    cubic, sub = prove(cfg, w, "cubic"), prove(cfg, w, "subcubic")
+    assert sub.count <= truth and cubic.count <= truth
+    assert cubic.count > 0.5 * truth and sub.count > 0.3 * truth  # non-trivial: an over-count would show
+
+
+def test_swapped_unembedding_is_not_certified():
+    cfg = SMALL_CONFIGS[2]
+    w = make_model(cfg, "swap_unembed", 0, cfg.d_vocab - 1, cfg.d_vocab - 2, 0.0)
+    truth = bruteforce(path_tables(w)).correct
+    for name in PROOFS:
+        assert prove(cfg, w, name).count <= truth

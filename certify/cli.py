@@ -108,7 +108,7 @@ def cmd_prove(args: argparse.Namespace) -> tuple[dict, str]:
     return rows[0], text
 
 
-def do_emit(m, strategy: str):
+def do_emit(m, strategy: str, lean_dir: Path):
     from .emit import EMITTABLE, CertificateFile, emit
     from .strategies import prove
     if strategy not in EMITTABLE:
@@ -116,12 +116,12 @@ def do_emit(m, strategy: str):
                        f"{', '.join(EMITTABLE)}")
     r = prove(m.cfg, m.weights, strategy)
     cf = CertificateFile(r.witness, r.count, m.seed, m.meta["sha256"], strategy)
-    return emit(cf, r.checker_ops)
+    return emit(cf, r.checker_ops, lean_dir)
 
 
 def cmd_emit(args: argparse.Namespace) -> tuple[dict, str]:
     m, _ = load_for_proof(args)
-    e = do_emit(m, args.strategy)
+    e = do_emit(m, args.strategy, args.lean_dir)
     out = {"lean_path": str(e.lean_path), "summary_path": str(e.summary_path), "strategy": args.strategy,
            "count": e.count, "total": e.total, "checker_ops": e.checker_ops, "seed": m.seed}
     return out, f"wrote {e.lean_path} and {e.summary_path} ({e.count} / {e.total}, {e.checker_ops} checker ops)"
@@ -169,15 +169,15 @@ def lake_build(lean_dir: Path, required: bool) -> dict:
 
 def cmd_run(args: argparse.Namespace) -> tuple[dict, str]:
     """train/load, exhaustive accuracy, every proof, emit, re-check (Python mirror, then lake)."""
-    from .emit import LEAN_DIR, check_certificate_text
+    from .emit import check_certificate_text
     from .strategies import prove, strategy_names
     m, accuracy = load_for_proof(args)
     results = [prove(m.cfg, m.weights, n, accuracy) for n in strategy_names()]
-    e = do_emit(m, args.strategy)
+    e = do_emit(m, args.strategy, args.lean_dir)
     rep = check_certificate_text(e.lean_path.read_text(encoding="utf-8"))
     if not rep.ok:
         raise CliError(f"the emitted certificate does not check: {rep.reason}")
-    lean = lake_build(LEAN_DIR, args.lean == "required")
+    lean = lake_build(args.lean_dir, args.lean == "required")
     out = {"seed": m.seed, "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "accuracy": accuracy,
            "results": [r.to_dict() for r in results], "lean_path": str(e.lean_path),
            "summary_path": str(e.summary_path), "python_check": rep.ok, **lean}
@@ -189,6 +189,11 @@ def cmd_run(args: argparse.Namespace) -> tuple[dict, str]:
 
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], tuple[dict, str]]]] = {}
+
+
+def default_lean_dir() -> Path:
+    from .emit import LEAN_DIR
+    return LEAN_DIR
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -210,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("emit", parents=[common], help="write the Lean certificate for a seed")
     p.add_argument("--seed", type=seed_arg, required=True)
     p.add_argument("--strategy", default="subcubic")
+    p.add_argument("--lean-dir", type=Path, default=default_lean_dir(), help="the Lake project (default lean/)")
     p.set_defaults(func=cmd_emit)
     p = sub.add_parser("check", parents=[common], help="re-check a .lean certificate (no torch needed)")
     p.add_argument("path")
@@ -219,6 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="subcubic", help="the strategy whose certificate is emitted")
     p.add_argument("--lean", choices=["optional", "required"], default="optional",
                    help="'required' makes a missing lake an error")
+    p.add_argument("--lean-dir", type=Path, default=default_lean_dir(), help="the Lake project (default lean/)")
     p.set_defaults(func=cmd_run)
     return parser
 

@@ -1,8 +1,8 @@
 """Lean certificates: render (jinja2 templates), parse back, emit to `lean/`, re-check.
 
 `certify check` parses the `.lean` file itself and re-checks exactly what Lean would:
-the file must be the canonical rendering of what was parsed out of it (so nothing
-outside the parsed data can change Lean's view), the weights must match the recorded
+the file's code (comments aside) must be the canonical rendering of what was parsed
+out of it (so nothing outside the parsed data can change Lean's view), the weights must match the recorded
 sha256, and the Python mirror of the Lean checker must accept the claimed count.
 """
 
@@ -114,10 +114,15 @@ def parse_certificate(text: str) -> CertificateFile:
                 *(mats[n] for n in WEIGHT_NAMES), width=ints["width"], isq_lo=ints["isqLo"],
                 isq_hi=ints["isqHi"], gaps=gaps)
     cf = CertificateFile(cert, int(claim.group(1)), seed, sha, strategy)
-    if render_certificate(cf) != text:
-        raise CertificateError("the file is not the canonical rendering of its own content "
+    if _code(render_certificate(cf)) != _code(text):
+        raise CertificateError("the file's Lean code is not the canonical rendering of its own content "
                                "(edited by hand or by another tool version?); refusing to check it")
     return cf
+
+
+def _code(text: str) -> str:
+    """The text without comments: what Lean elaborates (comments cannot change the claim)."""
+    return re.sub(r"/-.*?-/", "", text, flags=re.DOTALL)
 
 
 def cert_weights_sha256(c: Cert) -> str:

@@ -1,0 +1,82 @@
+"""The command-line contract: one JSON object on stdout with --json, clear errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+SMALL = ["--k", "3", "--d-vocab", "6", "--d-model", "8", "--d-head", "8"]
+
+
+def run(*args, cwd=None):
+    proc = subprocess.run([sys.executable, "-m", "certify", *args], capture_output=True, text=True, cwd=cwd)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("models"))
+
+
+def test_bruteforce_json_then_cached(models):
+    rc, out, err = run("bruteforce", "--seed", "3", *SMALL, "--models-dir", models, "--json")
+    assert rc == 0, err
+    obj = json.loads(out)
+    for key in ("seed", "k", "d_vocab", "correct", "total", "accuracy", "exact_path_inputs", "seconds"):
+        assert key in obj
+    assert obj["total"] == 6 ** 3 and 0 <= obj["correct"] <= obj["total"]
+    assert "training seed 3" in err
+    rc, out2, err2 = run("bruteforce", "--seed", "3", *SMALL, "--models-dir", models, "--json")
+    assert rc == 0 and "training" not in err2  # loaded from the cache
+    assert json.loads(out2)["correct"] == obj["correct"]
+
+
+def test_prove_all_json(models):
+    rc, out, err = run("prove", "--seed", "3", *SMALL, "--models-dir", models, "--strategy", "all", "--json")
+    assert rc == 0, err
+    obj = json.loads(out)
+    names = [r["strategy"] for r in obj["results"]]
+    assert names == ["bruteforce", "cubic", "subcubic"]
+    for r in obj["results"]:
+        for key in ("seed", "strategy", "count", "total", "bound", "accuracy", "ratio", "flops",
+                    "checker_ops", "unexplained_dimension", "seconds", "search_seconds"):
+            assert key in r
+        assert r["count"] <= obj["results"][0]["count"]
+
+
+def test_strategies_json():
+    rc, out, _ = run("strategies", "--json")
+    assert rc == 0 and json.loads(out)["strategies"] == ["bruteforce", "cubic", "subcubic"]
+
+
+def test_emit_and_check(models, tmp_path):
+    rc, out, err = run("emit", "--seed", "3", *SMALL, "--models-dir", models, "--json",
+                       "--lean-dir", str(tmp_path / "lean"))
+    assert rc == 0, err
+    obj = json.loads(out)
+    for key in ("lean_path", "summary_path", "strategy", "count", "total", "checker_ops"):
+        assert key in obj
+    rc, out, _ = run("check", obj["lean_path"], "--json")
+    assert rc == 0 and json.loads(out)["ok"] is True
+    bad = tmp_path / "bad.lean"
+    text = open(obj["lean_path"]).read()
+    bad.write_text(text.replace(f"check data {obj['count']} =", f"check data {obj['count'] + 1} ="))
+    rc, out, _ = run("check", str(bad), "--json")
+    res = json.loads(out)
+    assert rc == 1 and res["ok"] is False and "supports only" in res["reason"]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["prove", "--seed", "3", "--strategy", "nope"], "unknown strategy"),
+    (["check", "/nonexistent.lean"], "file not found"),
+    (["emit", "--seed", "3", "--strategy", "cubic"], "no Lean checker"),
+])
+def test_errors_are_clear(models, args, needle):
+    rc, out, err = run(*args, *SMALL, "--models-dir", models, "--json")
+    assert rc == 2 and needle in json.loads(out)["error"] and needle in err
+
+
+def test_bad_seed_is_rejected():
+    rc, _, err = run("bruteforce", "--seed", "-4")
+    assert rc == 2 and "non-negative" in err

@@ -6,9 +6,11 @@ K ?= 4
 D_VOCAB ?= 64
 STRATEGY ?= subcubic
 LEAN ?= optional
+SEEDS ?= paper151
+JOBS ?= 2
 STAMP := build/.deps-installed
 
-.PHONY: certify test bench deps clean
+.PHONY: certify test bench sweep report deps clean
 
 $(STAMP): pyproject.toml
 	@mkdir -p build
@@ -23,6 +25,12 @@ certify: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+sweep: $(STAMP)
+	$(PY) -m certify sweep --k $(K) --seeds $(SEEDS) --strategies all -j $(JOBS) --out results/results.csv
+
+report: $(STAMP)
+	$(PY) -m certify report results/results.csv --out results/report
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py

@@ -188,6 +188,27 @@ def cmd_run(args: argparse.Namespace) -> tuple[dict, str]:
     return out, "\n".join(lines)
 
 
+def cmd_sweep(args: argparse.Namespace) -> tuple[dict, str]:
+    from .seeds import parse_seeds
+    from .strategies import resolve
+    from .sweep import sweep
+    seeds = parse_seeds(args.seeds)
+    strategies = resolve(args.strategies)
+    if args.jobs < 1:
+        raise CliError("-j must be at least 1")
+    out = sweep(seeds, strategies, args.out, d_vocab=args.d_vocab, k=args.k, d_model=args.d_model,
+                d_head=args.d_head, models_dir=args.models_dir,
+                lean_dir=None if args.no_emit else args.lean_dir, jobs=args.jobs, progress=not args.json)
+    return out, (f"{out['rows_written']} rows written ({out['rows_skipped']} already there) to {out['csv']} "
+                 f"and {out['jsonl']} in {out['seconds']} s")
+
+
+def cmd_report(args: argparse.Namespace) -> tuple[dict, str]:
+    from .report import report
+    out = report(Path(args.results), args.out)
+    return out, f"wrote {out['png']}, {out['svg']} and {out['markdown']} ({out['rows']} rows)"
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], tuple[dict, str]]]] = {}
 
 
@@ -227,6 +248,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'required' makes a missing lake an error")
     p.add_argument("--lean-dir", type=Path, default=default_lean_dir(), help="the Lake project (default lean/)")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("sweep", parents=[common], help="seeds x strategies into a results file (resumable)")
+    p.add_argument("--seeds", default="paper151", help="'paper151' or a comma list")
+    p.add_argument("--strategies", default="all", help="'all' or a comma list")
+    p.add_argument("-j", "--jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--out", type=Path, default=Path("results/results.csv"))
+    p.add_argument("--lean-dir", type=Path, default=Path("results/lean"),
+                   help="where certificates are emitted (default results/lean)")
+    p.add_argument("--no-emit", action="store_true", help="do not emit certificates")
+    p.set_defaults(func=cmd_sweep)
+    p = sub.add_parser("report", parents=[common], help="Pareto plot and Markdown table of a sweep")
+    p.add_argument("results")
+    p.add_argument("--out", type=Path, default=Path("results/report"))
+    p.set_defaults(func=cmd_report)
     return parser
 
 

@@ -154,7 +154,7 @@ def nth : List Int -> Nat -> Int
   | _ :: xs, j + 1 => nth xs j
 
 -- Python: xs[n:] (list slicing), used for the loops `for m in range(q, d)`
-def dropN {α : Type} : Nat -> List α -> List α
+def dropN {T : Type} : Nat -> List T -> List T
   | 0, xs => xs
   | _ + 1, [] => []
   | n + 1, _ :: xs => dropN n xs
@@ -825,8 +825,7 @@ def check (c : Cert) (n : Nat) : Bool :=
 
 end MaxKCert
 
-/-
-Grounding (leanprover/lean4 sources; one line per core name or construct used):
+-- Grounding (leanprover/lean4 sources; one line per core name or construct used):
 -- Int, Int.ofNat, Int.negSucc: src/Init/Data/Int/Basic.lean
 -- Int.toNat: src/Init/Data/Int/Basic.lean (`def toNat : Int -> Nat`, not deprecated)
 -- Int.natAbs: src/Init/Data/Int/Basic.lean
@@ -849,4 +848,3 @@ Grounding (leanprover/lean4 sources; one line per core name or construct used):
 -- lakefile keys name, defaultTargets, leanOptions, lean_lib, globs, roots:
 --   src/lake/Lake/Load/Toml.lean, src/lake/Lake/Config/LeanLibConfig.lean,
 --   src/lake/Lake/Toml/Decode.lean (DecodeToml Name / Array)
--/

@@ -1,0 +1,101 @@
+"""Report of a sweep: the Pareto frontier plot and a Markdown comparison with the paper."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from pathlib import Path
+
+# Published Max-of-4 figures (../shared/reference/paper-max-of-4.md): bound / accuracy.
+PAPER = {
+    "bruteforce": ("1 (exhaustive)", "~8.8e11"),
+    "cubic": ("0.9539 +- 0.0080", "~3.5e7"),
+    "subcubic": ("0.700 +- 0.036 (best subcubic)", "~1.9e6 - 4.7e6"),
+}
+
+
+def read_rows(path: Path) -> list[dict]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: results file not found")
+    with path.open(encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("strategy")]
+    if not rows:
+        raise ValueError(f"{path}: no result rows")
+    return rows
+
+
+def pareto(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points not dominated (cheaper-or-equal and at-least-as-tight), by cost."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def group_stats(rows: list[dict]) -> list[dict]:
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["strategy"], []).append(r)
+    out = []
+    for name, rs in groups.items():
+        ratios = [float(r["ratio"]) for r in rs if r["ratio"] not in ("", "None")]
+        bounds = [float(r["bound"]) for r in rs]
+        flops = [float(r["flops"]) for r in rs]
+        out.append({"strategy": name, "n": len(rs),
+                    "ratio_mean": statistics.mean(ratios) if ratios else float("nan"),
+                    "ratio_std": statistics.stdev(ratios) if len(ratios) > 1 else 0.0,
+                    "bound_mean": statistics.mean(bounds), "flops_mean": statistics.mean(flops),
+                    "estimated": any(r.get("accuracy_kind") == "estimate" for r in rs)})
+    return out
+
+
+def markdown(rows: list[dict]) -> str:
+    lines = ["| strategy | seeds | bound / accuracy (ours) | bound (ours) | FLOPs (ours) | paper bound / accuracy | paper FLOPs |",
+             "|---|---|---|---|---|---|---|"]
+    for g in group_stats(rows):
+        paper = PAPER.get(g["strategy"], ("-", "-"))
+        note = " (accuracy estimated, not certified)" if g["estimated"] else ""
+        lines.append(f"| {g['strategy']} | {g['n']} | {g['ratio_mean']:.4f} +- {g['ratio_std']:.4f}{note} | "
+                     f"{g['bound_mean']:.4f} | {g['flops_mean']:.3g} | {paper[0]} | {paper[1]} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict], out_dir: Path) -> list[Path]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    pts = [(float(r["flops"]), float(r["ratio"]) if r["ratio"] not in ("", "None") else float(r["bound"]))
+           for r in rows]
+    front = set(pareto(pts))
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    names = sorted({r["strategy"] for r in rows})
+    colors = {n: plt.get_cmap("tab10")(i) for i, n in enumerate(names)}
+    for n in names:
+        idx = [i for i, r in enumerate(rows) if r["strategy"] == n]
+        ax.scatter([pts[i][0] for i in idx], [pts[i][1] for i in idx], s=14, alpha=0.6, color=colors[n], label=n)
+    fr = sorted(front, key=lambda i: pts[i][0])
+    ax.plot([pts[i][0] for i in fr], [pts[i][1] for i in fr], "k--", lw=1, label="Pareto frontier")
+    ax.scatter([pts[i][0] for i in fr], [pts[i][1] for i in fr], s=40, facecolors="none", edgecolors="k")
+    ax.set_xscale("log")
+    ax.set_xlabel("proof cost (FLOPs of the checking computation)")
+    ax.set_ylabel("certified bound / exhaustive accuracy")
+    ax.set_title("Max-of-K: bound vs proof cost")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "pareto.png", out_dir / "pareto.svg"]
+    for p in paths:
+        fig.savefig(p, dpi=120, metadata={"Date": None} if p.suffix == ".svg" else None)
+    plt.close(fig)
+    return paths
+
+
+def report(results: Path, out_dir: Path) -> dict:
+    rows = read_rows(results)
+    paths = plot(rows, out_dir)
+    md = out_dir / "report.md"
+    md.write_text("# Sweep report\n\nSource: " + str(results) + "\n\n" + markdown(rows), encoding="utf-8")
+    return {"png": str(paths[0]), "svg": str(paths[1]), "markdown": str(md), "rows": len(rows)}

@@ -50,7 +50,7 @@ def estimate_accuracy(weights: Weights, cfg: Config, seed: int = 0, per_stratum:
         toks = sample_with_max(cfg, m, per_stratum, gen)
         with torch.no_grad():
             logits = forward_logits(w64, toks)
-        right = logits[:, m]
+        right = logits[:, m].clone()
         logits[:, m] = -torch.inf
         frac = float((right > logits.max(dim=1).values).double().mean())
         acc += p_m * frac

@@ -847,4 +847,4 @@ end MaxKCert
 -- export MonadState (get) at the root: src/Init/Prelude.lean (why `get` is `Packed.get` here)
 -- lakefile keys name, defaultTargets, leanOptions, lean_lib, globs, roots:
 --   src/lake/Lake/Load/Toml.lean, src/lake/Lake/Config/LeanLibConfig.lean,
---   src/lake/Lake/Toml/Decode.lean (DecodeToml Name / Array)
+--   src/lake/Lake/Toml/Decode.lean (DecodeToml instances for names and lists of them)

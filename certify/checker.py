@@ -99,11 +99,6 @@ def min_list(xs: list[int], ops: Ops) -> int:  # [minList]
     return min(xs)
 
 
-def abs_sum(xs: list[int], ops: Ops) -> int:  # [absSum]
-    ops.n += len(xs)
-    return sum(abs(x) for x in xs)
-
-
 def max_abs(rows: list[list[int]], ops: Ops) -> int:  # [maxAbs]
     return max_list([max_list([abs(x) for x in r], ops) for r in rows], ops)
 
@@ -160,17 +155,28 @@ def mat_mul(a: list[list[int]], b_packed: list[int], p: int, width: int, ops: Op
     return out
 
 
-def product_fits(a: list[list[int]], b: list[list[int]], width: int, ops: Ops) -> bool:
-    """Every entry of a @ b has |.| < 2^(width-1), so `unpack` is exact [productFits]."""
-    row_bound = max_list([abs_sum(r, ops) for r in a], ops)
-    return row_bound * max_abs(b, ops) < (1 << (width - 1))
+def magnitudes_fit(c: "Cert", ops: Ops) -> bool:
+    """Every entry of every path product has |.| < 2^(width-1), so `unpack` is exact
+    [magnitudesFit]. An entry of A @ B (inner dimension k) is at most k max|A| max|B|,
+    chained from the weights' largest magnitudes along the products of `path_tables`.
+    """
+    mE, mP, mQ, mK, mV, mO, mU = (max_abs(getattr(c, n), ops) for n in
+                                  ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_U"))
+    dm, dh = c.d_model, c.d_head
+    mEq = mE + mP
+    mQK = dh * mQ * mK
+    mEQK = dm * mEq * mQK
+    mVO = dh * mV * mO
+    mVOU = dm * mVO * mU
+    bounds = [mQK, mEQK, dm * mEQK * mE, dm * mEQK * mP, mVO, mVOU, dm * mE * mVOU, dm * mP * mVOU,
+              dm * mEq * mU]
+    ops.n += 3 * len(bounds)
+    return all(b < (1 << (c.width - 1)) for b in bounds)
 
 
-def checked_mul(a: list[list[int]], b: list[list[int]], b_is_transposed: bool, width: int,
-                ops: Ops) -> list[list[int]]:
-    """a @ b (or a @ b^T): refuse unless the packing width provably suffices [checkedMul]."""
-    if not product_fits(a, b, width, ops):
-        raise Reject(f"packing width {width} too small for a matrix product")
+def mat_prod(a: list[list[int]], b: list[list[int]], b_is_transposed: bool, width: int,
+        ops: Ops) -> list[list[int]]:
+    """a @ b (or a @ b^T); exact when `magnitudes_fit` holds [matProd]."""
     base = 1 << width
     if b_is_transposed:  # row k of b^T is column k of b
         return mat_mul(a, pack_cols(b, base, ops), len(b), width, ops)
@@ -234,18 +240,20 @@ def transpose(rows: list[list[int]]) -> list[list[int]]:  # [transpose]
 def path_tables(c: Cert, ops: Ops) -> Tables:
     """EQKE = (E + P[-1]) Q K^T E^T etc. exactly, via packed products [pathTables]."""
     w = c.width
+    if not magnitudes_fit(c, ops):
+        raise Reject(f"packing width {w} too small for the path products")
     last = c.W_pos[-1]
     Eq = [[x + y for x, y in zip(r, last)] for r in c.W_E]
     ops.n += c.d_vocab * c.d_model
-    QK = checked_mul(c.W_Q, c.W_K, True, w, ops)  # W_Q W_K^T  [d_model, d_model]
-    EQK = checked_mul(Eq, QK, False, w, ops)  # [d_vocab, d_model]
-    EQKE = checked_mul(EQK, c.W_E, True, w, ops)  # EQK E^T
-    EQKP = checked_mul(EQK, c.W_pos, True, w, ops)  # EQK P^T
-    VO = checked_mul(c.W_V, c.W_O, False, w, ops)
-    VOU = checked_mul(VO, c.W_U, False, w, ops)
-    EVOU = checked_mul(c.W_E, VOU, False, w, ops)
-    PVOU = checked_mul(c.W_pos, VOU, False, w, ops)
-    EUPU2 = checked_mul(Eq, c.W_U, False, w, ops)  # scale 2^(-2 weight_shift)
+    QK = mat_prod(c.W_Q, c.W_K, True, w, ops)  # W_Q W_K^T  [d_model, d_model]
+    EQK = mat_prod(Eq, QK, False, w, ops)  # [d_vocab, d_model]
+    EQKE = mat_prod(EQK, c.W_E, True, w, ops)  # EQK E^T
+    EQKP = mat_prod(EQK, c.W_pos, True, w, ops)  # EQK P^T
+    VO = mat_prod(c.W_V, c.W_O, False, w, ops)
+    VOU = mat_prod(VO, c.W_U, False, w, ops)
+    EVOU = mat_prod(c.W_E, VOU, False, w, ops)
+    PVOU = mat_prod(c.W_pos, VOU, False, w, ops)
+    EUPU2 = mat_prod(Eq, c.W_U, False, w, ops)  # scale 2^(-2 weight_shift)
     # bring EUPU to the scale of EVOU: multiply by 2^(2 weight_shift)
     shift = 1 << (2 * c.weight_shift)
     EUPU = [[x * shift for x in r] for r in EUPU2]
@@ -253,12 +261,27 @@ def path_tables(c: Cert, ops: Ops) -> Tables:
     return Tables(EQKE, EQKP, EVOU, PVOU, EUPU)
 
 
+def top_two(row: list[int], ops: Ops) -> tuple[int, int, int]:
+    """(top, second, n_top) in one pass [topTwo]: second = the largest entry below top,
+    or top itself while there is none; n_top = how often top occurs.
+    """
+    top, second, n = row[0], row[0], 0
+    for x in row:
+        if x > top:
+            top, second, n = x, top, 1
+        elif x == top:
+            n += 1
+        elif second == top or second < x:
+            second = x
+        ops.n += 1
+    return top, second, n
+
+
 def margin_row(row: list[int], ops: Ops) -> list[int]:
-    """d[m] = row[m] - max_{j != m} row[j] [marginRow]."""
-    top = max_list(row, ops)
-    n_top = sum(1 for x in row if x == top)
-    second = max_list([x for x in row if x != top] or [top], ops)
-    ops.n += 2 * len(row)
+    """d[m] = row[m] - max_{j != m} row[j] [marginRow]: the max over j != m is `second`
+    when m is the only place of the top, else the top."""
+    top, second, n_top = top_two(row, ops)
+    ops.n += len(row)
     return [x - (second if (x == top and n_top == 1) else top) for x in row]
 
 

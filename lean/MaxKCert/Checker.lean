@@ -46,8 +46,8 @@ different (q, m) are disjoint, so the certified count is the sum of their sizes
 * 1/sqrt(d_head) lies in [isqLo, isqHi] / 2^64 because isqLo^2 d_head <= 2^128 <=
   isqHi^2 d_head (checked in `wellFormed`, via `invSqrtOk`).
 * Kronecker packing: if v = sum_j c_j 2^(w j) with every |c_j| < 2^(w-1), the balanced
-  base-2^w digits of v are exactly the c_j (`unpack`); `productFits` checks the bound
-  |c_j| <= (max_i sum_k |a_ik|) (max |b_kj|) < 2^(w-1) before every packed product.
+  base-2^w digits of v are exactly the c_j (`unpack`); `magnitudesFit` checks the bound
+  |c_j| <= k max|a| max|b| < 2^(w-1) for every packed product (inner dimension k).
 * The kernel's arithmetic on Nat literals (GMP-accelerated add, sub, mul, div, mod,
   pow, beq, ble, shiftRight) is correct; everything else is plain structural recursion.
 -/
@@ -114,11 +114,6 @@ def minList : List Int -> Int
   | [] => 0
   | x :: xs => minFrom x xs
 
--- Python: abs_sum [absSum] (sum of |x|; abs is Int.natAbs, so the sum is a Nat)
-def absSum : List Int -> Nat
-  | [] => 0
-  | x :: xs => Int.natAbs x + absSum xs
-
 -- Python: max_abs, one row: running max of |x| started at acc
 def maxAbsRow : Nat -> List Int -> Nat
   | acc, [] => acc
@@ -132,11 +127,6 @@ def maxAbsFrom : Nat -> List (List Int) -> Nat
 
 -- Python: max_abs [maxAbs] (all |x| >= 0, so starting the max at 0 is max_list)
 def maxAbs (rows : List (List Int)) : Nat := maxAbsFrom 0 rows
-
--- Python: max_list([abs_sum(r) for r in a]) in product_fits, running max started at acc
-def maxAbsSum : Nat -> List (List Int) -> Nat
-  | acc, [] => acc
-  | acc, r :: rs => if acc < absSum r then maxAbsSum (absSum r) rs else maxAbsSum acc rs
 
 -- Python: all(len(r) == p for r in rows) in shape_ok
 def allLen (p : Nat) : List (List Int) -> Bool
@@ -221,7 +211,7 @@ def unpackAux (half base : Nat) : Nat -> Nat -> List Int
   | 0, _ => []
   | p + 1, u => (Int.ofNat (u % base) - Int.ofNat half) :: unpackAux half base p (u / base)
 
--- Python: unpack [unpack]. u = v + offset is >= 0 whenever productFits holds (v =
+-- Python: unpack [unpack]. u = v + offset is >= 0 whenever magnitudesFit holds (v =
 -- sum_j c_j base^j with |c_j| < half, so u = sum_j (c_j + half) base^j with digits in
 -- (0, base)); hence Int.toNat is exact and Nat % and / are Python's % and // on u.
 def unpack (v offset : Int) (width p : Nat) : List Int :=
@@ -244,25 +234,34 @@ def matMul (a : List (List Int)) (bPacked : List Int) (p width : Nat) : List (Li
   matMulRows bPacked
     (packRow (Int.ofNat (2 ^ width)) (replicateI (Int.ofNat (2 ^ (width - 1))) p)) width p a
 
--- Python: product_fits [productFits]:
--- max_r abs_sum(a_r) * max_abs(b) < 1 << (width - 1)
-def productFits (a b : List (List Int)) (width : Nat) : Bool :=
-  decide (maxAbsSum 0 a * maxAbs b < 2 ^ (width - 1))
+-- Python: magnitudes_fit, after the weights' magnitudes are known: an entry of A @ B with
+-- inner dimension k is at most k max|A| max|B|, chained along the products of pathTables
+def magnitudesFitWith (dm dh half mE mP mQ mK mV mO mU : Nat) : Bool :=
+  decide (dh * mQ * mK < half) &&
+  decide (dm * (mE + mP) * (dh * mQ * mK) < half) &&
+  decide (dm * (dm * (mE + mP) * (dh * mQ * mK)) * mE < half) &&
+  decide (dm * (dm * (mE + mP) * (dh * mQ * mK)) * mP < half) &&
+  decide (dh * mV * mO < half) &&
+  decide (dm * (dh * mV * mO) * mU < half) &&
+  decide (dm * mE * (dm * (dh * mV * mO) * mU) < half) &&
+  decide (dm * mP * (dm * (dh * mV * mO) * mU) < half) &&
+  decide (dm * (mE + mP) * mU < half)
+
+-- Python: magnitudes_fit [magnitudesFit]: every entry of every path product is below
+-- 2^(width-1) in absolute value, so `unpack` is exact
+def magnitudesFit (c : Cert) : Bool :=
+  magnitudesFitWith c.dModel c.dHead (2 ^ (c.width - 1)) (maxAbs c.wE) (maxAbs c.wPos)
+    (maxAbs c.wQ) (maxAbs c.wK) (maxAbs c.wV) (maxAbs c.wO) (maxAbs c.wU)
 
 -- Python: len(b[0]) (0 for b = [], never happens after validation)
 def headLen : List (List Int) -> Nat
   | [] => 0
   | r :: _ => r.length
 
--- Python: checked_mul [checkedMul]: a @ b (or a @ b^T); none = Reject (width too small)
-def checkedMul (a b : List (List Int)) (bIsTransposed : Bool) (width : Nat) :
-    Option (List (List Int)) :=
-  if productFits a b width then
-    if bIsTransposed then
-      some (matMul a (packCols (Int.ofNat (2 ^ width)) b) b.length width)
-    else
-      some (matMul a (packRows (Int.ofNat (2 ^ width)) b) (headLen b) width)
-  else none
+-- Python: mat_prod [matProd]: a @ b (or a @ b^T); exact when magnitudesFit holds
+def matProd (a b : List (List Int)) (bIsTransposed : Bool) (width : Nat) : List (List Int) :=
+  if bIsTransposed then matMul a (packCols (Int.ofNat (2 ^ width)) b) b.length width
+  else matMul a (packRows (Int.ofNat (2 ^ width)) b) (headLen b) width
 
 /-! ## Packed tables -/
 
@@ -363,66 +362,62 @@ def scaleRows (k : Int) : List (List Int) -> List (List Int)
   | [] => []
   | r :: rs => scaleRow k r :: scaleRows k rs
 
--- Python: path_tables [pathTables]; none = a Reject from checked_mul
+-- Python: path_tables, Eq = [[x + y for x, y in zip(r, last)] for r in c.W_E]
+-- (each intermediate table is its own top-level def: the kernel then reduces it once)
+def embedQuery (c : Cert) : List (List Int) := addToRows (lastRow c.wPos) c.wE
+
+-- Python: path_tables, QK = W_Q W_K^T
+def qkOf (c : Cert) : List (List Int) := matProd c.wQ c.wK true c.width
+
+-- Python: path_tables, EQK = Eq QK
+def eqkOf (c : Cert) : List (List Int) := matProd (embedQuery c) (qkOf c) false c.width
+
+-- Python: path_tables, VOU = (W_V W_O) W_U
+def vouOf (c : Cert) : List (List Int) :=
+  matProd (matProd c.wV c.wO false c.width) c.wU false c.width
+
+-- Python: path_tables, after magnitudes_fit: EQKE = EQK E^T, EQKP = EQK P^T,
+-- EVOU = E VOU, PVOU = P VOU, EUPU = (Eq U) * 2^(2 weight_shift)
+def pathTablesFit (c : Cert) : Tables :=
+  Tables.mk (matProd (eqkOf c) c.wE true c.width) (matProd (eqkOf c) c.wPos true c.width)
+    (matProd c.wE (vouOf c) false c.width) (matProd c.wPos (vouOf c) false c.width)
+    (scaleRows (Int.ofNat (2 ^ (2 * c.weightShift))) (matProd (embedQuery c) c.wU false c.width))
+
+-- Python: path_tables [pathTables]; none = Reject (packing width too small)
 def pathTables (c : Cert) : Option Tables :=
-  match checkedMul c.wQ c.wK true c.width with
-  | none => none
-  | some qk =>
-    match checkedMul (addToRows (lastRow c.wPos) c.wE) qk false c.width with
-    | none => none
-    | some eqk =>
-      match checkedMul eqk c.wE true c.width with
-      | none => none
-      | some eqke =>
-        match checkedMul eqk c.wPos true c.width with
-        | none => none
-        | some eqkp =>
-          match checkedMul c.wV c.wO false c.width with
-          | none => none
-          | some vo =>
-            match checkedMul vo c.wU false c.width with
-            | none => none
-            | some vou =>
-              match checkedMul c.wE vou false c.width with
-              | none => none
-              | some evou =>
-                match checkedMul c.wPos vou false c.width with
-                | none => none
-                | some pvou =>
-                  match checkedMul (addToRows (lastRow c.wPos) c.wE) c.wU false c.width with
-                  | none => none
-                  | some eupu2 =>
-                    some (Tables.mk eqke eqkp evou pvou
-                      (scaleRows (Int.ofNat (2 ^ (2 * c.weightShift))) eupu2))
+  if magnitudesFit c then some (pathTablesFit c) else none
 
--- Python: margin_row, n_top = sum(1 for x in row if x == top)
-def countEq (t : Int) : List Int -> Nat
-  | [] => 0
-  | x :: xs => if x = t then countEq t xs + 1 else countEq t xs
+-- Python: top_two's state (top, second, n_top)
+structure TopTwo where
+  top : Int
+  second : Int
+  count : Nat
 
--- Python: margin_row, [x for x in row if x != top]
-def filterNe (t : Int) : List Int -> List Int
-  | [] => []
-  | x :: xs => if x = t then filterNe t xs else x :: filterNe t xs
+-- Python: top_two, the loop: second is the largest entry below top, or top itself while
+-- there is none; count is how often top occurs
+def topTwoAux : TopTwo -> List Int -> TopTwo
+  | st, [] => st
+  | st, x :: xs =>
+    if st.top < x then topTwoAux (TopTwo.mk x st.top 1) xs
+    else if x = st.top then topTwoAux (TopTwo.mk st.top st.second (st.count + 1)) xs
+    else if decide (st.second = st.top) || decide (st.second < x) then
+      topTwoAux (TopTwo.mk st.top x st.count) xs
+    else topTwoAux st xs
 
--- Python: margin_row, second = max_list([x for x in row if x != top] or [top])
-def secondMax (top : Int) (row : List Int) : Int :=
-  match filterNe top row with
-  | [] => top
-  | y :: ys => maxFrom y ys
+-- Python: top_two [topTwo] (top = second = row[0], n = 0, then the loop over the row)
+def topTwo : List Int -> TopTwo
+  | [] => TopTwo.mk 0 0 0
+  | x :: xs => topTwoAux (TopTwo.mk x x 0) (x :: xs)
 
 -- Python: margin_row, [x - (second if (x == top and n_top == 1) else top) for x in row]
-def marginMap (top second : Int) (unique : Bool) : List Int -> List Int
+def marginMap (st : TopTwo) : List Int -> List Int
   | [] => []
   | x :: xs =>
-    (x - (if unique && decide (x = top) then second else top)) :: marginMap top second unique xs
-
--- Python: margin_row with top = max_list(row) given
-def marginWith (top : Int) (row : List Int) : List Int :=
-  marginMap top (secondMax top row) (Nat.beq (countEq top row) 1) row
+    (x - (if decide (x = st.top) && Nat.beq st.count 1 then st.second else st.top)) ::
+      marginMap st xs
 
 -- Python: margin_row [marginRow]: d[m] = row[m] - max_{j != m} row[j]
-def marginRow (row : List Int) : List Int := marginWith (maxList row) row
+def marginRow (row : List Int) : List Int := marginMap (topTwo row) row
 
 -- Python: [margin_row(r) for r in rows]
 def marginRows : List (List Int) -> List (List Int)

@@ -80,3 +80,17 @@ def test_errors_are_clear(models, args, needle):
 def test_bad_seed_is_rejected():
     rc, _, err = run("bruteforce", "--seed", "-4")
     assert rc == 2 and "non-negative" in err
+
+
+def test_run_without_lake(models, tmp_path, monkeypatch):
+    import os
+    env_path = os.environ["PATH"]
+    monkeypatch.setenv("PATH", os.pathsep.join(p for p in env_path.split(os.pathsep) if "elan" not in p))
+    args = ["run", "--seed", "3", *SMALL, "--models-dir", models, "--lean-dir", str(tmp_path / "lean"), "--json"]
+    rc, out, err = run(*args)
+    obj = json.loads(out)
+    assert rc == 0 and obj["python_check"] is True and obj["lean"] in ("skipped", "checked")
+    if obj["lean"] == "skipped":
+        assert "lake not found on PATH" in err
+        rc, out, err = run(*args, "--lean", "required")
+        assert rc == 2 and "LEAN=required" in json.loads(out)["error"]

@@ -247,10 +247,11 @@ def exact_is_correct(tables: PathTables, att: AttentionTable, toks: list[int]) -
 def _sign_of_exp_sum(groups: dict[int, Fraction], score_exp: int, d_head: int) -> int:
     """Sign of sum_s c_s exp(s 2^score_exp / sqrt(d_head)), known to be nonzero."""
     smax = max(groups)
-    prec = 64
-    while prec <= 1 << 16:
-        with mpmath.workprec(prec):
-            iv = mpmath.iv
+    iv = mpmath.iv
+    saved = iv.prec
+    try:
+        prec = 64
+        while prec <= 1 << 16:
             iv.prec = prec
             inv_sqrt = 1 / iv.sqrt(iv.mpf(d_head))
             total = iv.mpf(0)
@@ -261,5 +262,7 @@ def _sign_of_exp_sum(groups: dict[int, Fraction], score_exp: int, d_head: int) -
                 return 1
             if total.b < 0:
                 return -1
-        prec *= 2
+            prec *= 2
+    finally:
+        iv.prec = saved  # mpmath's interval context is global: leave it as found
     raise ArithmeticError("could not decide the sign of a nonzero margin; refusing to count it")

@@ -23,10 +23,15 @@ b_i(t) = e(q,t,i) G[q,i,t,m] and Q = e(q,q,K-1) G[q,K-1,q,m]; minimising over P 
 size c gives Q + sum_i Bmin_i + (the c smallest A_i - Bmin_i). If that exceeds the
 float error bound for every feasible c, all such inputs are correct; different (q, m)
 give disjoint families, so the counts add up. The float error bound: every e is an
-upper bound v with true value in [v (1 - rho), v] and every G is within 8 u B, so each
-of the K terms is within vmax B (2 rho + 48 u) of its float value, where vmax is the
-largest v any term of the family can carry, and the sum within
-vmax K B (2 rho + (32 K + 32) u): the threshold used.
+upper bound v with true value in [v (1 - rho), v]; every G is within 8.1 u B of its
+exact value (three roundings of Y, one of the difference). So each of the K terms
+e G is within vmax B (2 rho + 10.1 u) of its float value, where vmax is the largest v
+any term of the family can carry; the at most 3K float additions, subtractions and
+minima that combine them add at most 3K u (4 K vmax B). The total,
+vmax K B (2 rho + (10.1 + 12 K) u), is below the threshold used,
+vmax K B (2 rho + (32 K + 32) u). Minima and the choice of the c smallest differences
+are taken over float values, each within that error of its exact value, so the float
+minimum minus the error bounds the exact minimum from below.
 """
 
 from __future__ import annotations

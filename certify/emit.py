@@ -99,10 +99,10 @@ def parse_certificate(text: str) -> CertificateFile:
                 ("dVocab", "nCtx", "dModel", "dHead", "weightShift", "width", "isqLo", "isqHi")}
         mats = {py: json.loads(_field_text(text, lean)) for py, lean in LEAN_FIELDS.items()}
         gaps = json.loads(_field_text(text, "gaps"))
-        claim = re.search(r"^theorem cert : MaxKCert\.check data (\d+) = true := by decide \+kernel$",
+        claim = re.search(r"^theorem cert : _root_\.MaxKCert\.check data (\d+) = true := by decide \+kernel$",
                           text, re.MULTILINE)
         if not claim:
-            raise CertificateError("no `theorem cert : MaxKCert.check data N = true := by decide +kernel` line")
+            raise CertificateError("no `theorem cert : _root_.MaxKCert.check data N = true := by decide +kernel` line")
         seed, sha, strategy = int(_header(text, "seed")), _header(text, "weights_sha256"), _header(text, "strategy")
     except (ValueError, json.JSONDecodeError) as err:
         raise CertificateError(f"malformed certificate: {err}") from None

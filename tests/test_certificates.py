@@ -210,3 +210,16 @@ def test_no_forbidden_token_under_lean_or_templates():
             if FORBIDDEN.search(code):
                 hits.append(f"{p}: {line.strip()}")
     assert not hits, hits
+
+
+def test_every_packed_table_reads_the_same_by_shift(trained_cert):
+    """The mirror reads packed tables through `entries`; Lean reads them by shift and mod.
+    Pin that both agree on every table of a real certificate."""
+    _, _, cf = trained_cert
+    ops = Ops()
+    ctx = checker.build_context(cf.cert, checker.path_tables(cf.cert, ops), ops)
+    tables = [t for qi in ctx.queries for t in (qi.pmax, qi.pmin)] + [mi.pm_dEV for mi in ctx.maxes]
+    tables += [ctx.scoring.exp.fine_up, ctx.scoring.exp.fine_lo, ctx.scoring.exp.coarse_up,
+               ctx.scoring.exp.coarse_lo]
+    for t in tables:
+        assert [get_by_shift(t, i) for i in range(len(t.entries))] == list(t.entries)

@@ -11,8 +11,10 @@ import MaxKCert.Checker
 
 namespace MaxKCert.Certs.V6K3M14H6Seed0
 
+set_option maxHeartbeats 0 in
+set_option maxRecDepth 100000 in
 /-- Exact weights (integers times 2^-38) and the gap-table witness. -/
-def data : MaxKCert.Cert := {
+def data : _root_.MaxKCert.Cert := {
   dVocab := 6,
   nCtx := 3,
   dModel := 14,
@@ -119,6 +121,6 @@ def data : MaxKCert.Cert := {
 set_option maxHeartbeats 0 in
 set_option maxRecDepth 100000 in
 /-- At least 216 of the 216 inputs are classified correctly. -/
-theorem cert : MaxKCert.check data 216 = true := by decide +kernel
+theorem cert : _root_.MaxKCert.check data 216 = true := by decide +kernel
 
 end MaxKCert.Certs.V6K3M14H6Seed0

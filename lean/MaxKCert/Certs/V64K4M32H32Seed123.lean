@@ -11,8 +11,10 @@ import MaxKCert.Checker
 
 namespace MaxKCert.Certs.V64K4M32H32Seed123
 
+set_option maxHeartbeats 0 in
+set_option maxRecDepth 100000 in
 /-- Exact weights (integers times 2^-37) and the gap-table witness. -/
-def data : MaxKCert.Cert := {
+def data : _root_.MaxKCert.Cert := {
   dVocab := 64,
   nCtx := 4,
   dModel := 32,
@@ -334,6 +336,6 @@ def data : MaxKCert.Cert := {
 set_option maxHeartbeats 0 in
 set_option maxRecDepth 100000 in
 /-- At least 14878114 of the 16777216 inputs are classified correctly. -/
-theorem cert : MaxKCert.check data 14878114 = true := by decide +kernel
+theorem cert : _root_.MaxKCert.check data 14878114 = true := by decide +kernel
 
 end MaxKCert.Certs.V64K4M32H32Seed123

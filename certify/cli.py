@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         out, text = args.func(args)
-    except (CliError, ModelError, ValueError, OSError, ArithmeticError) as err:
+    except (CliError, ModelError, ValueError, OSError, ArithmeticError, RuntimeError) as err:
         msg = str(err) or type(err).__name__
         if getattr(args, "json", False):
             print(json.dumps({"error": msg}))

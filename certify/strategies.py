@@ -7,6 +7,8 @@ inputs (a lower bound on accuracy), with its cost and its witness.
   (below); cost ~ d_vocab^3 K.
 - `subcubic`: the gap proof that the Lean checker re-checks (certify.checker): one
   threshold s per (q, m); checking costs ~ d_vocab^2 (d_model + K) integer operations.
+- `subcubic/<direct>/<attention>/<positions>`: the family of weaker, cheaper variants
+  of the gap proof (certify.variants); Python-checked only.
 
 Soundness of `cubic` (the counting step). Fix q, m and an input whose last token is q,
 whose max is m and whose free tokens (positions 0..K-2) are m or lie in S. For every
@@ -46,6 +48,7 @@ from .bruteforce import bruteforce, float_tables
 from .checker import Ops, check
 from .certificate import cert_from_weights, search_gaps
 from .exact import PathTables, path_tables
+from .variants import VARIANTS, run_variant
 from .model import Config, Weights
 
 
@@ -148,10 +151,19 @@ def run_cubic(p: ProofInput) -> ProofResult:
                        time.perf_counter() - t0, 0.0, accuracy=p.accuracy, witness=sets)
 
 
+def run_subcubic_variant(name: str) -> Callable[[ProofInput], ProofResult]:
+    def run(p: ProofInput) -> ProofResult:
+        r = run_variant(cert_from_weights(p.cfg, p.weights), name)
+        return ProofResult(name, r.count, p.cfg.d_vocab ** p.cfg.n_ctx, r.ops, r.ops, r.unexplained_dimension,
+                           r.check_seconds, r.search_seconds, accuracy=p.accuracy, witness=r.gaps)
+    return run
+
+
 STRATEGIES: dict[str, Callable[[ProofInput], ProofResult]] = {
     "bruteforce": run_bruteforce,
     "cubic": run_cubic,
     "subcubic": run_subcubic,
+    **{name: run_subcubic_variant(name) for name in VARIANTS},
 }
 
 

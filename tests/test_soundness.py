@@ -10,9 +10,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from certify.bruteforce import bruteforce
 from certify.exact import path_tables
 from certify.strategies import prove
+from certify.variants import VARIANTS
 from models import KINDS, SMALL_CONFIGS, make_model
 
-PROOFS = ("cubic", "subcubic")
+PROOFS = ("cubic", "subcubic", *VARIANTS)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -35,6 +36,9 @@ def test_proofs_certify_most_of_a_trained_model(cfg):
     cubic, sub = prove(cfg, w, "cubic"), prove(cfg, w, "subcubic")
     assert sub.count <= truth and cubic.count <= truth
     assert cubic.count > 0.5 * truth and sub.count > 0.3 * truth  # non-trivial: an over-count would show
+    variants = {v: prove(cfg, w, v).count for v in VARIANTS}
+    assert variants["subcubic/exact/prefix/each"] == sub.count  # the default is the Lean-checked proof
+    assert all(n <= sub.count for n in variants.values())  # every knob only weakens it
 
 
 def test_swapped_unembedding_is_not_certified():

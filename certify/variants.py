@@ -1,0 +1,170 @@
+"""The subcubic family: variants of the gap proof with three knobs, trading tightness
+for proof cost. Names: `subcubic/<direct>/<attention>/<positions>`.
+
+- direct path (EUPU): `exact` uses dEU[q][m] from the full EUPU table (cost
+  d_vocab^2 d_model); `norm` never forms EUPU and uses
+  EUPU[q,m] - EUPU[q,j] = sum_k Eq[q,k] (U[k,m] - U[k,j]) >= -2 |Eq[q]|_1 max|U|
+  (cost d_vocab d_model).
+- attention: `prefix` bounds the attention of a non-max token t <= s by the prefix
+  max/min of the EQKE row (the threshold matters); `upper` keeps only the prefix max
+  (lower bound 0: no prefix-min table); `row` uses the whole row's range (it ignores
+  that attention grows with the token, and certifies little).
+- positions: `each` keeps every free position's own bound and takes the worst
+  placement of the max copies; `worst` bounds every free position by the worst one:
+  Q + c min_i A_i + (K-1-c) min_i B_i.
+
+Each variant only weakens a term of the gap proof (module docstring of
+certify.checker), so it is sound whenever that proof is; `subcubic/exact/prefix/each`
+is exactly the Lean-checked `subcubic`. Variants are searched and checked in Python with
+the checker's integer arithmetic; only the default has a Lean certificate. Their cost
+counts the checker operations of the parts they use (measured, not estimated).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+
+from .checker import (Cert, Ops, build_context, e_lo, e_up, family_size, get, insertion_sort,
+                      lower_prod, margin_row, mat_prod, max_abs, path_tables, validate)
+
+DIRECT = ("exact", "norm")
+ATTENTION = ("prefix", "upper", "row")
+POSITIONS = ("each", "worst")
+VARIANTS = [f"subcubic/{d}/{a}/{p}" for d, a, p in itertools.product(DIRECT, ATTENTION, POSITIONS)]
+
+
+@dataclass(frozen=True)
+class Knobs:
+    direct: str
+    attention: str
+    positions: str
+
+    @staticmethod
+    def parse(name: str) -> "Knobs":
+        parts = name.split("/")
+        if len(parts) != 4 or parts[0] != "subcubic" or parts[1] not in DIRECT or parts[2] not in ATTENTION \
+                or parts[3] not in POSITIONS:
+            raise ValueError(f"unknown subcubic variant {name!r}; known: {', '.join(VARIANTS)}")
+        return Knobs(*parts[1:])
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    count: int
+    ops: int
+    unexplained_dimension: int
+    search_seconds: float
+    check_seconds: float
+    gaps: list[list[int]]
+
+
+def _unused_ops(c: Cert, k: Knobs) -> int:
+    """Operations of the full context that a variant does not need (measured by running them)."""
+    ops = Ops()
+    if k.direct == "norm":  # the EUPU product and its margins
+        Eq = [[x + y for x, y in zip(r, c.W_pos[-1])] for r in c.W_E]
+        eupu = mat_prod(Eq, c.W_U, False, c.width, ops)
+        for r in eupu:
+            margin_row(r, ops)
+        ops.n += 2 * c.d_vocab * c.d_vocab  # the rescale and the packed table
+    if k.attention == "row":  # the prefix tables of every EQKE row (running max/min, packing)
+        ops.n += c.d_vocab * 6 * c.d_vocab
+    elif k.attention == "upper":  # the prefix-min table
+        ops.n += c.d_vocab * 3 * c.d_vocab
+    return ops.n
+
+
+def direct_norm_bounds(c: Cert, ops: Ops) -> list[int]:
+    """dEU lower bound per q without EUPU: -2 |Eq[q]|_1 max|U| 2^(2 weight_shift)."""
+    mU = max_abs(c.W_U, ops)
+    last = c.W_pos[-1]
+    out = []
+    for r in c.W_E:
+        out.append(-2 * sum(abs(x + y) for x, y in zip(r, last)) * mU << (2 * c.weight_shift))
+        ops.n += 2 * len(r) + 2
+    return out
+
+
+def check_variant(q: int, m: int, s: int, k: Knobs, ctx, dEU_qm: int, row_min: int, ops: Ops) -> bool:
+    """The gap proof's family check with the knobs' weakenings (see the module docstring)."""
+    if s == -2:
+        return True
+    qi, mi, sc = ctx.queries[q], ctx.maxes[m], ctx.scoring
+    K, pe = len(mi.dPV), qi.pos_e
+    total = lower_prod(qi.q_e[0] * pe[K - 1][0], qi.q_e[1] * pe[K - 1][1],
+                       ctx.dEV[q][m] + mi.dPV[K - 1] + dEU_qm, ops)
+    gap = qi.ref - ctx.eqke[q][m]
+    m_lo, m_hi = e_lo(sc, gap, ops), e_up(sc, gap, ops)
+    A = [lower_prod(m_lo * pe[i][0], m_hi * pe[i][1], mi.dEV_mm + mi.dPV[i] + dEU_qm, ops) for i in range(K - 1)]
+    ops.n += 6 + 4 * (K - 1)
+    if s == -1:
+        return total + sum(A) > 0
+    if k.attention == "prefix":
+        t_lo = e_lo(sc, qi.ref - get(qi.pmin, s, ops), ops)
+        t_hi = e_up(sc, qi.ref - get(qi.pmax, s, ops), ops)
+    elif k.attention == "upper":
+        t_lo, t_hi = 0, e_up(sc, qi.ref - get(qi.pmax, s, ops), ops)
+    else:
+        t_lo, t_hi = e_lo(sc, qi.ref - row_min, ops), e_up(sc, 0, ops)
+    w_min = get(mi.pm_dEV, s, ops) + dEU_qm
+    B = [lower_prod(t_lo * pe[i][0], t_hi * pe[i][1], w_min + mi.dPV[i], ops) for i in range(K - 1)]
+    c_min = 1 if q < m else 0
+    if k.positions == "worst":
+        a, b = min(A), min(B)
+        ops.n += 2 * (K - 1) + 3 * K
+        return all(total + c * a + (K - 1 - c) * b > 0 for c in range(c_min, K))
+    diffs = insertion_sort([x - y for x, y in zip(A, B)], ops)
+    acc = total + sum(B)
+    ops.n += 5 * (K - 1) + 3 * K
+    for c in range(K):
+        if c >= c_min and acc <= 0:
+            return False
+        if c < K - 1:
+            acc += diffs[c]
+    return True
+
+
+def run_variant(c: Cert, name: str) -> VariantResult:
+    """Search the largest threshold per (q, m) for this variant, then count."""
+    k = Knobs.parse(name)
+    t0 = time.perf_counter()
+    validate(c)
+    ops = Ops()
+    ctx = build_context(c, path_tables(c, ops), ops)
+    base_ops = ops.n - _unused_ops(c, k)
+    d, K = c.d_vocab, c.n_ctx
+    check_ops = Ops()
+    dEU_norm = direct_norm_bounds(c, check_ops) if k.direct == "norm" else None
+    row_min = [min(r) for r in ctx.eqke]
+    check_ops.n += d * d if k.attention == "row" else 0
+    gaps = [[-2] * d for _ in range(d)]
+    search_ops = Ops()
+    for q in range(d):
+        dEU_row = ctx.dEU[q] if dEU_norm is None else [dEU_norm[q]] * d
+        for m in range(q, d):
+            def ok(s: int, o: Ops = search_ops) -> bool:
+                return check_variant(q, m, s, k, ctx, dEU_row[m], row_min[q], o)
+            if not ok(-1):
+                continue
+            lo, hi = -1, m - 1  # monotone in s: binary search the largest passing threshold
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if ok(mid):
+                    lo = mid
+                else:
+                    hi = mid - 1
+            gaps[q][m] = lo
+    search_seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    count = 0
+    for q in range(d):  # the check: one pass over the found witness
+        dEU_row = ctx.dEU[q] if dEU_norm is None else [dEU_norm[q]] * d
+        for m in range(q, d):
+            if not check_variant(q, m, gaps[q][m], k, ctx, dEU_row[m], row_min[q], check_ops):
+                raise AssertionError(f"{name}: search produced an invalid threshold at ({q}, {m})")
+            count += family_size(q, m, gaps[q][m], K)
+    unexplained = (2 if k.direct == "norm" else 3) * d * d + 2 * K * d
+    return VariantResult(count, base_ops + check_ops.n, unexplained, search_seconds,
+                         time.perf_counter() - t1, gaps)

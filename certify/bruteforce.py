@@ -224,7 +224,6 @@ def _max_excluding_self(Y: np.ndarray) -> np.ndarray:
 
 def exact_is_correct(tables: PathTables, att: AttentionTable, toks: list[int]) -> bool:
     """Decide one input exactly (see the module docstring: Lindemann-Weierstrass)."""
-    n_ctx = len(toks)
     q, m = toks[-1], max(toks)
     d_vocab = tables.EVOU.shape[1]
     scores = [int(att.scores[q, i, t]) for i, t in enumerate(toks)]

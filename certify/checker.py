@@ -38,7 +38,7 @@ kernel's work is ~O(d_vocab^2 K) instead of O(d_vocab^2 d_model) list walks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .arith import EXP_CLAMP, exp_neg_bounds
 

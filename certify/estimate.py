@@ -27,7 +27,7 @@ class Estimate:
 
 def sample_with_max(cfg: Config, m: int, n: int, gen: torch.Generator) -> torch.Tensor:
     """n inputs uniform among those with max exactly m."""
-    K, d = cfg.n_ctx, cfg.d_vocab
+    K = cfg.n_ctx
     if m == 0:
         return torch.zeros(n, K, dtype=torch.long)
     # number of m's: P(j copies) proportional to C(K, j) m^(K-j)

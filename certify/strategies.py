@@ -45,7 +45,7 @@ from typing import Callable
 import numpy as np
 
 from .bruteforce import bruteforce, float_tables
-from .checker import Ops, check
+from .checker import check
 from .certificate import cert_from_weights, search_gaps
 from .exact import PathTables, path_tables
 from .variants import VARIANTS, run_variant

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from certify import checker
-from certify.checker import Ops, Packed, check, get, get_by_shift, pack
+from certify.checker import Ops, check, get, get_by_shift, pack
 from certify.emit import (CertificateFile, check_certificate_text, emit, parse_certificate,
                           render_certificate)
 from certify.model import Config

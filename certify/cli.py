@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .model import Config, ModelError
+from .config import Config, ModelError
 
 
 class CliError(Exception):

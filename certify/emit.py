@@ -19,6 +19,7 @@ import numpy as np
 from . import __version__
 from .checker import Cert, Verdict, check
 from .digest import WEIGHT_NAMES, weights_sha256_arrays
+from .files import atomic_write_text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO_ROOT / "templates"
@@ -170,7 +171,6 @@ class Emitted:
 
 
 def write_if_changed(path: Path, text: str) -> None:
-    from .weights import atomic_write_text
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         atomic_write_text(path, text)
 

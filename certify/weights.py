@@ -8,36 +8,18 @@ of the tensors and the exhaustive accuracy. Loading validates everything and rai
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .digest import weights_sha256_arrays
+from .files import atomic_write_bytes, atomic_write_text
 from .model import WEIGHT_NAMES, Config, ModelError, Weights, validate_weights
 
 
 def weights_sha256(weights: Weights) -> str:
     """sha256 of the tensors (see certify.digest): name, shape, little-endian float32 bytes."""
     return weights_sha256_arrays({n: weights[n].detach().cpu().numpy() for n in WEIGHT_NAMES})
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write via a temporary file and rename, so no half-written file is ever left."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def save_model(stem: Path, cfg: Config, weights: Weights, meta: dict) -> None:

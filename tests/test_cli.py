@@ -96,3 +96,16 @@ def test_run_without_lake(models, tmp_path, monkeypatch):
         assert "lake not found on PATH" in err
         rc, out, err = run(*args, "--lean", "required")
         assert rc == 2 and "LEAN=required" in json.loads(out)["error"]
+
+
+def test_check_needs_no_torch(tmp_path):
+    """`certify check` re-checks a certificate on a machine without torch."""
+    from pathlib import Path
+    cert = Path(__file__).parent / "golden" / "V6K3M14H6Seed0.lean"
+    guard = tmp_path / "torch"
+    guard.mkdir()
+    (guard / "__init__.py").write_text("raise ImportError('torch is not available here')\n")
+    proc = subprocess.run([sys.executable, "-m", "certify", "check", str(cert), "--json"], capture_output=True,
+                          text=True, env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["ok"] is True

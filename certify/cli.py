@@ -169,8 +169,11 @@ def lake_build(lean_dir: Path, required: bool) -> dict:
 
 def cmd_run(args: argparse.Namespace) -> tuple[dict, str]:
     """train/load, exhaustive accuracy, every proof, emit, re-check (Python mirror, then lake)."""
-    from .emit import check_certificate_text
+    from .emit import EMITTABLE, check_certificate_text
     from .strategies import prove, strategy_names
+    if args.strategy not in EMITTABLE:  # say so before minutes of work, not after
+        raise CliError(f"strategy {args.strategy!r} has no Lean checker; certificates are emitted for: "
+                       f"{', '.join(EMITTABLE)}")
     m, accuracy = load_for_proof(args)
     results = [prove(m.cfg, m.weights, n, accuracy) for n in strategy_names()]
     e = do_emit(m, args.strategy, args.lean_dir)

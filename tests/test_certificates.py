@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, strategies as st
 
 from certify import checker
 from certify.checker import Ops, check, get, get_by_shift, pack
@@ -223,3 +224,20 @@ def test_every_packed_table_reads_the_same_by_shift(trained_cert):
                ctx.scoring.exp.coarse_lo]
     for t in tables:
         assert [get_by_shift(t, i) for i in range(len(t.entries))] == list(t.entries)
+
+
+@given(st.lists(st.integers(-5, 5), min_size=1, max_size=12))
+def test_margin_row_is_max_over_other_entries(row):
+    """dX[m] = X[m] - max_{j != m} X[j] (the one-pass top-two is the checker's soundness)."""
+    got = checker.margin_row(row, Ops())
+    for m, x in enumerate(row):
+        others = [y for j, y in enumerate(row) if j != m]
+        assert got[m] == (x - max(others) if others else 0)
+
+
+@given(st.lists(st.integers(-10**40, 10**40), min_size=1, max_size=20))
+def test_unpack_inverts_packing_of_bounded_digits(xs):
+    width = max(abs(x) for x in xs).bit_length() + 2
+    v = checker.pack_row(xs, 1 << width, Ops())
+    offset = checker.pack_row([1 << (width - 1)] * len(xs), 1 << width, Ops())
+    assert checker.unpack(v, offset, width, len(xs), Ops()) == xs

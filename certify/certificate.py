@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from .arith import inv_sqrt_bounds
 from .checker import (ISQ_FRAC, Cert, Ops, Reject, build_context, check_family, family_size,
-                      path_tables, validate)
+                      path_magnitudes, path_tables, validate)
 from .exact import exact_weights
 from .model import WEIGHT_NAMES, Config, Weights
 
@@ -30,7 +30,12 @@ def cert_from_weights(cfg: Config, weights: Weights, gaps: list[list[int]] | Non
 
 
 def needed_width(c: Cert) -> int:
-    """The smallest width (a multiple of 8) for which every product and packed table fits."""
+    """The smallest multiple of 8 that fits every product and packed table.
+
+    A first guess from the magnitude bounds (products, and margins of the rescaled
+    EUPU, which can double them) is confirmed by building the checker's context once;
+    if a derived table still does not fit, a search over widths takes over.
+    """
     def fits(width: int) -> bool:
         cw = replace(c, width=width)
         try:
@@ -39,6 +44,11 @@ def needed_width(c: Cert) -> int:
         except Reject:
             return False
 
+    mags = path_magnitudes(c, Ops())
+    biggest = max(mags + [mags[-1] << (2 * c.weight_shift)])
+    guess = -(-(biggest.bit_length() + 3) // 8) * 8
+    if fits(guess) and not fits(guess - 8):
+        return guess
     hi = 64
     while not fits(hi):
         hi *= 2

@@ -155,10 +155,10 @@ def mat_mul(a: list[list[int]], b_packed: list[int], p: int, width: int, ops: Op
     return out
 
 
-def magnitudes_fit(c: "Cert", ops: Ops) -> bool:
-    """Every entry of every path product has |.| < 2^(width-1), so `unpack` is exact
-    [magnitudesFit]. An entry of A @ B (inner dimension k) is at most k max|A| max|B|,
-    chained from the weights' largest magnitudes along the products of `path_tables`.
+def path_magnitudes(c: "Cert", ops: Ops) -> list[int]:
+    """Bounds on |entries| of every path product [magnitudesFitWith]: an entry of A @ B with
+    inner dimension k is at most k max|A| max|B|, chained from the weights' largest
+    magnitudes along the products of `path_tables`.
     """
     mE, mP, mQ, mK, mV, mO, mU = (max_abs(getattr(c, n), ops) for n in
                                   ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_U"))
@@ -168,10 +168,15 @@ def magnitudes_fit(c: "Cert", ops: Ops) -> bool:
     mEQK = dm * mEq * mQK
     mVO = dh * mV * mO
     mVOU = dm * mVO * mU
-    bounds = [mQK, mEQK, dm * mEQK * mE, dm * mEQK * mP, mVO, mVOU, dm * mE * mVOU, dm * mP * mVOU,
-              dm * mEq * mU]
-    ops.n += 3 * len(bounds)
-    return all(b < (1 << (c.width - 1)) for b in bounds)
+    ops.n += 3 * 9
+    return [mQK, mEQK, dm * mEQK * mE, dm * mEQK * mP, mVO, mVOU, dm * mE * mVOU, dm * mP * mVOU,
+            dm * mEq * mU]
+
+
+def magnitudes_fit(c: "Cert", ops: Ops) -> bool:
+    """Every entry of every path product has |.| < 2^(width-1), so `unpack` is exact
+    [magnitudesFit]."""
+    return all(b < (1 << (c.width - 1)) for b in path_magnitudes(c, ops))
 
 
 def mat_prod(a: list[list[int]], b: list[list[int]], b_is_transposed: bool, width: int,

@@ -97,10 +97,10 @@ def result_line(r) -> str:
 
 
 def cmd_prove(args: argparse.Namespace) -> tuple[dict, str]:
-    from .strategies import prove, resolve
+    from .strategies import prove_many, resolve
     names = resolve(args.strategy)
     m, accuracy = load_for_proof(args)
-    results = [prove(m.cfg, m.weights, n, accuracy) for n in names]
+    results = prove_many(m.cfg, m.weights, names, accuracy)
     rows = [{"seed": m.seed, "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, **r.to_dict()} for r in results]
     text = "\n".join(result_line(r) for r in results)
     if args.strategy == "all" or len(rows) > 1:
@@ -170,12 +170,12 @@ def lake_build(lean_dir: Path, required: bool) -> dict:
 def cmd_run(args: argparse.Namespace) -> tuple[dict, str]:
     """train/load, exhaustive accuracy, every proof, emit, re-check (Python mirror, then lake)."""
     from .emit import EMITTABLE, check_certificate_text
-    from .strategies import prove, strategy_names
+    from .strategies import prove_many, strategy_names
     if args.strategy not in EMITTABLE:  # say so before minutes of work, not after
         raise CliError(f"strategy {args.strategy!r} has no Lean checker; certificates are emitted for: "
                        f"{', '.join(EMITTABLE)}")
     m, accuracy = load_for_proof(args)
-    results = [prove(m.cfg, m.weights, n, accuracy) for n in strategy_names()]
+    results = prove_many(m.cfg, m.weights, strategy_names(), accuracy)
     e = do_emit(m, args.strategy, args.lean_dir)
     rep = check_certificate_text(e.lean_path.read_text(encoding="utf-8"))
     if not rep.ok:

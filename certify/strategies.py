@@ -45,7 +45,7 @@ from typing import Callable
 import numpy as np
 
 from .bruteforce import bruteforce, float_tables
-from .checker import check
+from .checker import Cert, check
 from .certificate import cert_from_weights, search_gaps
 from .exact import PathTables, path_tables
 from .variants import VARIANTS, run_variant
@@ -82,12 +82,20 @@ class ProofResult:
                 "seconds": round(self.seconds, 4), "search_seconds": round(self.search_seconds, 4)}
 
 
-@dataclass(frozen=True)
+@dataclass
 class ProofInput:
+    """What every strategy reads; the checker's transcription of the weights (the
+    `Cert` without a witness) is built once and shared by the gap proofs."""
     cfg: Config
     weights: Weights
     tables: PathTables
     accuracy: float | None
+    _cert: Cert | None = None
+
+    def cert(self) -> Cert:
+        if self._cert is None:
+            self._cert = cert_from_weights(self.cfg, self.weights)
+        return self._cert
 
 
 def run_bruteforce(p: ProofInput) -> ProofResult:
@@ -100,7 +108,7 @@ def run_bruteforce(p: ProofInput) -> ProofResult:
 def run_subcubic(p: ProofInput) -> ProofResult:
     """The gap proof: search the witness, then check it with the checker mirror."""
     t0 = time.perf_counter()
-    cert = cert_from_weights(p.cfg, p.weights)
+    cert = p.cert()
     found = search_gaps(cert)
     cert = replace(cert, gaps=found.gaps)
     search_seconds = time.perf_counter() - t0
@@ -153,7 +161,7 @@ def run_cubic(p: ProofInput) -> ProofResult:
 
 def run_subcubic_variant(name: str) -> Callable[[ProofInput], ProofResult]:
     def run(p: ProofInput) -> ProofResult:
-        r = run_variant(cert_from_weights(p.cfg, p.weights), name)
+        r = run_variant(p.cert(), name)
         return ProofResult(name, r.count, p.cfg.d_vocab ** p.cfg.n_ctx, r.ops, r.ops, r.unexplained_dimension,
                            r.check_seconds, r.search_seconds, accuracy=p.accuracy, witness=r.gaps)
     return run
@@ -182,5 +190,12 @@ def resolve(names: str) -> list[str]:
     return out
 
 
+def prove_many(cfg: Config, weights: Weights, strategies: list[str],
+               accuracy: float | None = None) -> list[ProofResult]:
+    """Several strategies on one model, sharing the exact tables and the transcription."""
+    p = ProofInput(cfg, weights, path_tables(weights), accuracy)
+    return [STRATEGIES[name](p) for name in strategies]
+
+
 def prove(cfg: Config, weights: Weights, strategy: str, accuracy: float | None = None) -> ProofResult:
-    return STRATEGIES[strategy](ProofInput(cfg, weights, path_tables(weights), accuracy))
+    return prove_many(cfg, weights, [strategy], accuracy)[0]

@@ -100,6 +100,7 @@ def check_variant(q: int, m: int, s: int, k: Knobs, ctx, dEU_qm: int, row_min: i
     A = [lower_prod(m_lo * pe[i][0], m_hi * pe[i][1], mi.dEV_mm + mi.dPV[i] + dEU_qm, ops) for i in range(K - 1)]
     ops.n += 6 + 4 * (K - 1)
     if s == -1:
+        ops.n += K
         return total + sum(A) > 0
     if k.attention == "prefix":
         t_lo = e_lo(sc, qi.ref - get(qi.pmin, s, ops), ops)
@@ -159,12 +160,14 @@ def run_variant(c: Cert, name: str) -> VariantResult:
     search_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     count = 0
-    for q in range(d):  # the check: one pass over the found witness
+    for q in range(d):  # the check: one pass over the found witness, counted as the checker's
         dEU_row = ctx.dEU[q] if dEU_norm is None else [dEU_norm[q]] * d
         for m in range(q, d):
             if not check_variant(q, m, gaps[q][m], k, ctx, dEU_row[m], row_min[q], check_ops):
                 raise AssertionError(f"{name}: search produced an invalid threshold at ({q}, {m})")
             count += family_size(q, m, gaps[q][m], K)
+            check_ops.n += 3
+        check_ops.n += d + q
     unexplained = (2 if k.direct == "norm" else 3) * d * d + 2 * K * d
     return VariantResult(count, base_ops + check_ops.n, unexplained, search_seconds,
                          time.perf_counter() - t1, gaps)

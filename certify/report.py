@@ -72,7 +72,8 @@ def plot(rows: list[dict], out_dir: Path) -> list[Path]:
     front = set(pareto(pts))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     names = sorted({r["strategy"] for r in rows})
-    colors = {n: plt.get_cmap("tab10")(i) for i, n in enumerate(names)}
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    colors = {n: cmap(i % cmap.N) for i, n in enumerate(names)}
     for n in names:
         idx = [i for i, r in enumerate(rows) if r["strategy"] == n]
         ax.scatter([pts[i][0] for i in idx], [pts[i][1] for i in idx], s=14, alpha=0.6, color=colors[n], label=n)
@@ -84,7 +85,7 @@ def plot(rows: list[dict], out_dir: Path) -> list[Path]:
     ax.set_ylabel("certified bound / exhaustive accuracy")
     ax.set_title("Max-of-K: bound vs proof cost")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="center right", fontsize=7)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "pareto.png", out_dir / "pareto.svg"]
     for p in paths:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
+from typing import Callable
 
 from .arith import inv_sqrt_bounds
 from .checker import (ISQ_FRAC, Cert, Ops, Reject, build_context, check_family, family_size,
@@ -72,10 +73,7 @@ class GapSearch:
 
 
 def search_gaps(c: Cert) -> GapSearch:
-    """For each (q, m), the largest threshold s whose family checks (binary search).
-
-    Valid because the check is monotone in s: a larger s only lowers every bound.
-    """
+    """For each (q, m), the largest threshold s whose family checks."""
     t0 = time.perf_counter()
     validate(c)
     ops = Ops()
@@ -89,15 +87,24 @@ def search_gaps(c: Cert) -> GapSearch:
             def ok(s: int) -> bool:
                 return check_family(q, m, s, ctx.eqke[q][m], ctx.dEU[q][m], ctx.dEV[q][m], qi,
                                     ctx.maxes[m], ctx.scoring, ops)
-            if not ok(-1):
-                continue
-            lo, hi = -1, m - 1  # lo passes; find the largest passing s in [lo, hi]
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                if ok(mid):
-                    lo = mid
-                else:
-                    hi = mid - 1
-            gaps[q][m] = lo
-            count += family_size(q, m, lo, K)
+            gaps[q][m] = largest_threshold(ok, m)
+            count += family_size(q, m, gaps[q][m], K)
     return GapSearch(gaps, count, time.perf_counter() - t0)
+
+
+def largest_threshold(ok: Callable[[int], bool], m: int) -> int:
+    """The largest s in [-1, m-1] with ok(s), or -2 if none (binary search).
+
+    Valid because every family check is monotone in s: a larger threshold admits more
+    tokens, which only lowers every bound (and s = -1 is implied by any s >= 0).
+    """
+    if not ok(-1):
+        return -2
+    lo, hi = -1, m - 1  # ok(lo) holds
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

@@ -26,6 +26,7 @@ import itertools
 import time
 from dataclasses import dataclass
 
+from .certificate import largest_threshold
 from .checker import (Cert, Ops, build_context, e_lo, e_up, family_size, get, insertion_sort,
                       lower_prod, margin_row, mat_prod, max_abs, path_tables, validate)
 
@@ -147,16 +148,7 @@ def run_variant(c: Cert, name: str) -> VariantResult:
         for m in range(q, d):
             def ok(s: int, o: Ops = search_ops) -> bool:
                 return check_variant(q, m, s, k, ctx, dEU_row[m], row_min[q], o)
-            if not ok(-1):
-                continue
-            lo, hi = -1, m - 1  # monotone in s: binary search the largest passing threshold
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                if ok(mid):
-                    lo = mid
-                else:
-                    hi = mid - 1
-            gaps[q][m] = lo
+            gaps[q][m] = largest_threshold(ok, m)
     search_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     count = 0

@@ -43,6 +43,13 @@ from .arith import exp_neg_bounds_relative
 from .exact import PathTables
 
 TAIL_SIZE = 1 << 19  # inputs per vectorised block
+EXHAUSTIVE_MAX = 1 << 31  # inputs: about two minutes of brute force on 2 cores
+
+
+def check_exhaustive_in_reach(d_vocab: int, n_ctx: int) -> None:
+    if d_vocab ** n_ctx > EXHAUSTIVE_MAX:
+        raise ValueError(f"{d_vocab}^{n_ctx} inputs are out of reach for an exhaustive count (limit "
+                         f"{EXHAUSTIVE_MAX}); `certify sweep` reports a sampled estimate of the accuracy instead")
 
 
 @dataclass(frozen=True)
@@ -154,6 +161,7 @@ def float_tables(tables: PathTables) -> FloatTables:
 
 def bruteforce(tables: PathTables) -> BruteForceResult:
     """Certified count of correct inputs over all d_vocab^K inputs."""
+    check_exhaustive_in_reach(tables.PVOU.shape[1], tables.PVOU.shape[0])
     t0 = time.perf_counter()
     ft = float_tables(tables)
     att, Y, G = ft.att, ft.Y, ft.G

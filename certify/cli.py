@@ -12,7 +12,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 from .config import Config, ModelError
 
@@ -61,10 +60,12 @@ def cmd_train(args: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_bruteforce(args: argparse.Namespace) -> tuple[dict, str]:
-    from .bruteforce import bruteforce
+    from .bruteforce import bruteforce, check_exhaustive_in_reach
     from .exact import path_tables
     from .store import get_model
-    m = get_model(config_of(args), args.seed, args.models_dir, log=log)
+    cfg = config_of(args)
+    check_exhaustive_in_reach(cfg.d_vocab, cfg.n_ctx)
+    m = get_model(cfg, args.seed, args.models_dir, log=log)
     r = bruteforce(path_tables(m.weights))
     out = {"seed": m.seed, "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "correct": r.correct,
            "total": r.total, "accuracy": r.accuracy, "exact_path_inputs": r.exact_path_inputs,
@@ -97,8 +98,10 @@ def result_line(r) -> str:
 
 
 def cmd_prove(args: argparse.Namespace) -> tuple[dict, str]:
-    from .strategies import prove_many, resolve
+    from .strategies import in_reach, prove_many, resolve
     names = resolve(args.strategy)
+    if args.strategy == "all":
+        names = in_reach(names, config_of(args))
     m, accuracy = load_for_proof(args)
     results = prove_many(m.cfg, m.weights, names, accuracy)
     rows = [{"seed": m.seed, "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, **r.to_dict()} for r in results]
@@ -170,12 +173,12 @@ def lake_build(lean_dir: Path, required: bool) -> dict:
 def cmd_run(args: argparse.Namespace) -> tuple[dict, str]:
     """train/load, exhaustive accuracy, every proof, emit, re-check (Python mirror, then lake)."""
     from .emit import EMITTABLE, check_certificate_text
-    from .strategies import prove_many, strategy_names
+    from .strategies import in_reach, prove_many, strategy_names
     if args.strategy not in EMITTABLE:  # say so before minutes of work, not after
         raise CliError(f"strategy {args.strategy!r} has no Lean checker; certificates are emitted for: "
                        f"{', '.join(EMITTABLE)}")
     m, accuracy = load_for_proof(args)
-    results = prove_many(m.cfg, m.weights, strategy_names(), accuracy)
+    results = prove_many(m.cfg, m.weights, in_reach(strategy_names(), m.cfg), accuracy)
     e = do_emit(m, args.strategy, args.lean_dir)
     rep = check_certificate_text(e.lean_path.read_text(encoding="utf-8"))
     if not rep.ok:
@@ -210,9 +213,6 @@ def cmd_report(args: argparse.Namespace) -> tuple[dict, str]:
     from .report import report
     out = report(Path(args.results), args.out)
     return out, f"wrote {out['png']}, {out['svg']} and {out['markdown']} ({out['rows']} rows)"
-
-
-COMMANDS: dict[str, tuple[str, Callable[[argparse.Namespace], tuple[dict, str]]]] = {}
 
 
 def default_lean_dir() -> Path:

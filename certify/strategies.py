@@ -179,6 +179,12 @@ def strategy_names() -> list[str]:
     return list(STRATEGIES)
 
 
+def in_reach(names: list[str], cfg: Config) -> list[str]:
+    """`names` without the brute force where d_vocab^K inputs are too many to enumerate."""
+    from .bruteforce import EXHAUSTIVE_MAX
+    return [n for n in names if n != "bruteforce" or cfg.d_vocab ** cfg.n_ctx <= EXHAUSTIVE_MAX]
+
+
 def resolve(names: str) -> list[str]:
     """'all', one name, or a comma list; unknown names are an error that lists the known ones."""
     if names == "all":

@@ -107,16 +107,25 @@ def attention_table(tables: PathTables) -> AttentionTable:
 
 
 
+SMALLEST_NORMAL = 2.0 ** -1022
+
+
 def _ceil_float(v: int, frac: int) -> float:
-    """A float64 >= v / 2^frac (v >= 0): round the integer up to 53 bits, scale exactly."""
+    """A float64 >= v / 2^frac (v >= 0): round the integer up to 53 bits, scale exactly.
+
+    The scaling is exact only for normal results (ldexp rounds subnormals to nearest),
+    so anything below the smallest normal float is bounded by that float instead.
+    """
     sh = max(0, v.bit_length() - 53)
-    return math.ldexp(float(-((-v) >> sh)), sh - frac)
+    out = math.ldexp(float(-((-v) >> sh)), sh - frac)
+    return out if out >= SMALLEST_NORMAL or v == 0 else SMALLEST_NORMAL
 
 
 def _floor_float(v: int, frac: int) -> float:
-    """A float64 <= v / 2^frac (v >= 0); may be 0 on underflow, which stays a lower bound."""
+    """A float64 <= v / 2^frac (v >= 0); 0 below the normal range (ldexp could round up)."""
     sh = max(0, v.bit_length() - 53)
-    return math.ldexp(float(v >> sh), sh - frac)
+    out = math.ldexp(float(v >> sh), sh - frac)
+    return out if out >= SMALLEST_NORMAL else 0.0
 
 
 def _scaled_arg_lower(diff: int, e: int, d_head: int, w: int) -> tuple[int, int]:

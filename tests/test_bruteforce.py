@@ -42,3 +42,12 @@ def test_all_logits_equal_means_nothing_is_correct():
     w["W_U"][:] = w["W_U"][:, :1]
     r = bruteforce(path_tables(w))
     assert r.correct == 0 and r.exact_path_inputs == r.total
+
+
+@pytest.mark.parametrize("v,frac", [(1, 1100), (3, 1074), (2**60 + 1, 1100), (5, 10), (2**80 - 1, 90), (0, 50)])
+def test_float_enclosures_hold_even_below_the_normal_range(v, frac):
+    """Attention weights far below the row maximum must stay enclosed (no silent underflow)."""
+    from fractions import Fraction
+    from certify.bruteforce import _ceil_float, _floor_float
+    true = Fraction(v, 2 ** frac)
+    assert Fraction(_floor_float(v, frac)) <= true <= Fraction(_ceil_float(v, frac))

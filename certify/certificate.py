@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from .arith import inv_sqrt_bounds
-from .checker import (ISQ_FRAC, Cert, Ops, Reject, build_context, check_family, family_size,
+from .checker import (ISQ_FRAC, Cert, Ops, build_context, check_family, family_size,
                       path_magnitudes, path_tables, validate)
 from .exact import exact_weights
 from .model import WEIGHT_NAMES, Config, Weights
@@ -31,38 +31,10 @@ def cert_from_weights(cfg: Config, weights: Weights, gaps: list[list[int]] | Non
 
 
 def needed_width(c: Cert) -> int:
-    """The smallest multiple of 8 that fits every product and packed table.
-
-    A first guess from the magnitude bounds (products, and margins of the rescaled
-    EUPU, which can double them) is confirmed by building the checker's context once;
-    if a derived table still does not fit, a search over widths takes over.
-    """
-    def fits(width: int) -> bool:
-        cw = replace(c, width=width)
-        try:
-            build_context(cw, path_tables(cw, Ops()), Ops())
-            return True
-        except Reject:
-            return False
-
-    mags = path_magnitudes(c, Ops())
-    biggest = max(mags + [mags[-1] << (2 * c.weight_shift)])
-    guess = -(-(biggest.bit_length() + 3) // 8) * 8
-    if fits(guess) and not fits(guess - 8):
-        return guess
-    hi = 64
-    while not fits(hi):
-        hi *= 2
-        if hi > 1 << 14:
-            raise Reject("weights need an unreasonably wide packing")
-    lo = hi // 2  # fails (or is below the minimum tried)
-    while hi - lo > 8:
-        mid = (lo + hi) // 2 // 8 * 8
-        if fits(mid):
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    """The smallest multiple of 8 above every magnitude bound of `path_magnitudes` (then
+    every unpacked and packed table fits): b < 2^(width-1) iff b.bit_length() < width."""
+    biggest = max(path_magnitudes(c, Ops()))
+    return (biggest.bit_length() // 8 + 1) * 8
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ where dX[r][m] = X[r,m] - max_{j != m} X[r,j] (each bracket is >= its d-value). 
 query position contributes e_q w_q exactly (lower-bounded through enclosures of e);
 a free position holding m contributes A_i <= e_i w_i; a free position holding t <= s
 contributes B_i <= e_i w_i, where B_i uses min_{t<=s} dEV[t][m] and the range of
-e_i over t <= s (exp is monotone, so the prefix max/min of the EQKE row bound it).
+e_i over t <= s (exp is monotone: the prefix max of the EQKE row bounds it above, the
+row's minimum below).
 The worst placement of c max copies gives Q + sum_i B_i + (the c smallest A_i - B_i);
 if that is > 0 for every possible c, every input of F(q, m, s) is correct. Families
 of different (q, m) are disjoint, so the certified count is the sum of their sizes.
@@ -31,9 +32,10 @@ Mathematical facts used: exp is positive and increasing; the Lagrange remainder 
 exp's Taylor series; 1/sqrt(d) lies between the rationals a, b with a^2 d <= 1 <= b^2 d.
 
 Kernel-friendly design: matrix products by Kronecker packing (a row times a matrix is
-a few big-integer multiply-adds, the matrix's rows packed into one integer each), and
-tables read by O(1) shift-and-mask lookups into one packed natural number, so the
-kernel's work is ~O(d_vocab^2 K) instead of O(d_vocab^2 d_model) list walks.
+a few big-integer multiply-adds, the matrix's rows packed into one integer each; chained
+products stay packed and only the final tables are unpacked), and tables read by O(1)
+shift-and-mask lookups into one packed natural number, so the kernel's work is
+~O(d_vocab^2 K) instead of O(d_vocab^2 d_model) list walks.
 """
 
 from __future__ import annotations
@@ -126,14 +128,9 @@ def pack_cols(rows: list[list[int]], base: int, ops: Ops) -> list[int]:
     return acc
 
 
-def unpack(v: int, offset: int, width: int, p: int, ops: Ops) -> list[int]:
-    """The p balanced base-2^width digits of v, each in [-2^(width-1), 2^(width-1)) [unpack].
-
-    Correct when v = sum_j c_j 2^(width j) with every |c_j| < 2^(width-1): then
-    v + sum_j 2^(width-1) 2^(width j) has the plain digits c_j + 2^(width-1).
-    """
+def digits(u: int, width: int, p: int, ops: Ops) -> list[int]:
+    """The p low base-2^width digits of the natural u, each minus 2^(width-1) [digits]."""
     half, base = 1 << (width - 1), 1 << width
-    u = v + offset  # offset = sum_j 2^(width-1) base^j
     out = []
     for _ in range(p):
         out.append(u % base - half)
@@ -142,50 +139,69 @@ def unpack(v: int, offset: int, width: int, p: int, ops: Ops) -> list[int]:
     return out
 
 
-def mat_mul(a: list[list[int]], b_packed: list[int], p: int, width: int, ops: Ops) -> list[list[int]]:
-    """a @ B where b_packed[k] packs row k of B (p entries) [matMul]."""
-    offset = pack_row([1 << (width - 1)] * p, 1 << width, ops)
-    out = []
-    for row in a:
-        v = 0
-        for x, bk in zip(row, b_packed):
-            v += x * bk
-            ops.n += 1
-        out.append(unpack(v, offset, width, p, ops))
-    return out
+def unpack_offset(width: int, p: int, ops: Ops) -> int:
+    """sum_j 2^(width-1) 2^(width j) over p digits [unpackOffset]."""
+    return pack_row([1 << (width - 1)] * p, 1 << width, ops)
+
+
+def unpack(v: int, offset: int, width: int, p: int, ops: Ops) -> list[int]:
+    """The p balanced base-2^width digits of v, each in [-2^(width-1), 2^(width-1)) [unpack].
+
+    Correct when v = sum_j c_j 2^(width j) with every |c_j| < 2^(width-1): then
+    v + offset (offset = `unpack_offset(width, p)`) has the plain digits c_j + 2^(width-1).
+    """
+    ops.n += 1
+    return digits(v + offset, width, p, ops)
+
+
+def dot_packed(row: list[int], packed: list[int], ops: Ops) -> int:
+    """sum_k row[k] packed[k] [dotPacked]: if packed[k] packs row k of B, this packs row @ B."""
+    ops.n += len(row)
+    return sum(x * b for x, b in zip(row, packed))
+
+
+def rows_times(a: list[list[int]], packed: list[int], ops: Ops) -> list[int]:
+    """[dot_packed(r, packed) for r in a] [rowsTimes]: the packed rows of A @ B."""
+    return [dot_packed(r, packed, ops) for r in a]
+
+
+def cols_times(m: list[list[int]], packed: list[int], ops: Ops) -> list[int]:
+    """out[h] = sum_k m[k][h] packed[k] [colsTimes]: the packed rows of M^T @ B."""
+    acc = [0] * len(m[0])
+    for row, v in zip(m, packed):
+        acc = [a + x * v for a, x in zip(acc, row)]
+        ops.n += len(row)
+    return acc
 
 
 def path_magnitudes(c: "Cert", ops: Ops) -> list[int]:
-    """Bounds on |entries| of every path product [magnitudesFitWith]: an entry of A @ B with
-    inner dimension k is at most k max|A| max|B|, chained from the weights' largest
-    magnitudes along the products of `path_tables`.
+    """Bounds on |entries| of the five path tables [magnitudesFitWith]: an entry of a
+    product of matrices is at most the product of their inner dimensions and of their
+    largest magnitudes. Intermediate products stay packed (never unpacked), and packing
+    is a ring identity, so only the final tables' digits must fit.
     """
     mE, mP, mQ, mK, mV, mO, mU = (max_abs(getattr(c, n), ops) for n in
                                   ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_U"))
     dm, dh = c.d_model, c.d_head
-    mEq = mE + mP
-    mQK = dh * mQ * mK
-    mEQK = dm * mEq * mQK
-    mVO = dh * mV * mO
-    mVOU = dm * mVO * mU
-    ops.n += 3 * 9
-    return [mQK, mEQK, dm * mEQK * mE, dm * mEQK * mP, mVO, mVOU, dm * mE * mVOU, dm * mP * mVOU,
-            dm * mEq * mU]
+    attn = dm * (mE + mP) * dm * mQ * dh * mK  # |EQKE| <= attn mE, |EQKP| <= attn mP
+    ov = dm * dh * mV * dm * mO * mU  # |EVOU| <= ov mE, |PVOU| <= ov mP
+    ops.n += 5 * 3
+    # dEV = EVOU[t,m] - max_{j != m} EVOU[t,j] is packed too: |dEV| <= 2 ov mE
+    return [attn * mE, attn * mP, 2 * ov * mE, ov * mP, (dm * (mE + mP) * mU) << (2 * c.weight_shift)]
 
 
 def magnitudes_fit(c: "Cert", ops: Ops) -> bool:
-    """Every entry of every path product has |.| < 2^(width-1), so `unpack` is exact
-    [magnitudesFit]."""
+    """Every entry of every path table and of dEV has |.| < 2^(width-1), so `unpack` is
+    exact and the packed tables read back [magnitudesFit]."""
     return all(b < (1 << (c.width - 1)) for b in path_magnitudes(c, ops))
 
 
-def mat_prod(a: list[list[int]], b: list[list[int]], b_is_transposed: bool, width: int,
-        ops: Ops) -> list[list[int]]:
-    """a @ b (or a @ b^T); exact when `magnitudes_fit` holds [matProd]."""
-    base = 1 << width
-    if b_is_transposed:  # row k of b^T is column k of b
-        return mat_mul(a, pack_cols(b, base, ops), len(b), width, ops)
-    return mat_mul(a, [pack_row(r, base, ops) for r in b], len(b[0]), width, ops)
+def mat_prod(a: list[list[int]], b: list[list[int]], width: int, ops: Ops) -> list[list[int]]:
+    """a @ b by packing, exact when every entry has |.| < 2^(width-1) (tests and variants)."""
+    p = len(b[0])
+    offset = unpack_offset(width, p, ops)
+    packed = [pack_row(r, 1 << width, ops) for r in b]
+    return [unpack(v, offset, width, p, ops) for v in rows_times(a, packed, ops)]
 
 
 # ---------------------------------------------------------------- packed tables
@@ -201,13 +217,14 @@ class Packed:
 
 
 def pack(xs: list[int], width: int, ops: Ops) -> Packed:
-    """Horner over the digits x + 2^(width-1), each required to lie in [0, 2^width) [pack]."""
+    """Horner over the digits x + 2^(width-1) [pack]. Every caller packs entries with
+    |x| < 2^(width-1) (EQKE and dEV entries by `magnitudes_fit`, exp table entries by
+    construction), so every digit lies in [0, 2^width) and `get` reads x back.
+    """
     half = 1 << (width - 1)
-    if not all(-half <= x < half for x in xs):
-        raise Reject("table entry too large for the packing width")
-    ops.n += 2 * len(xs)
+    ops.n += len(xs)
     digits = [x + half for x in xs]
-    if width % 8 == 0:  # same number as Horner's, built in linear time
+    if width % 8 == 0 and all(0 <= v < (1 << width) for v in digits):  # Horner's number, in linear time
         nb = width // 8
         value = int.from_bytes(b"".join(v.to_bytes(nb, "little") for v in digits), "little")
     else:
@@ -243,27 +260,45 @@ def transpose(rows: list[list[int]]) -> list[list[int]]:  # [transpose]
 
 
 def path_tables(c: Cert, ops: Ops) -> Tables:
-    """EQKE = (E + P[-1]) Q K^T E^T etc. exactly, via packed products [pathTables]."""
-    w = c.width
+    """The five path tables, exactly [pathTables]. With Eq = E + P[-1] (the query's
+    embedding) and EP = [E; P] (keys and values: every token, then every position):
+
+      [EQKE | EQKP] = Eq (W_Q (W_K^T EP^T))   one packed row per query, split into digits
+      [EVOU ; PVOU] = EP (W_V (W_O W_U))       one packed row per token / position
+      EUPU          = Eq (W_U 2^(2 weight_shift))   brought to the scale of EVOU
+
+    Each product multiplies an integer matrix by packed rows, so intermediate results
+    are never unpacked: only the final rows are (checked by `magnitudes_fit`).
+    """
+    w, d, K = c.width, c.d_vocab, c.n_ctx
+    base = 1 << w
     if not magnitudes_fit(c, ops):
         raise Reject(f"packing width {w} too small for the path products")
     last = c.W_pos[-1]
     Eq = [[x + y for x, y in zip(r, last)] for r in c.W_E]
-    ops.n += c.d_vocab * c.d_model
-    QK = mat_prod(c.W_Q, c.W_K, True, w, ops)  # W_Q W_K^T  [d_model, d_model]
-    EQK = mat_prod(Eq, QK, False, w, ops)  # [d_vocab, d_model]
-    EQKE = mat_prod(EQK, c.W_E, True, w, ops)  # EQK E^T
-    EQKP = mat_prod(EQK, c.W_pos, True, w, ops)  # EQK P^T
-    VO = mat_prod(c.W_V, c.W_O, False, w, ops)
-    VOU = mat_prod(VO, c.W_U, False, w, ops)
-    EVOU = mat_prod(c.W_E, VOU, False, w, ops)
-    PVOU = mat_prod(c.W_pos, VOU, False, w, ops)
-    EUPU2 = mat_prod(Eq, c.W_U, False, w, ops)  # scale 2^(-2 weight_shift)
-    # bring EUPU to the scale of EVOU: multiply by 2^(2 weight_shift)
-    shift = 1 << (2 * c.weight_shift)
-    EUPU = [[x * shift for x in r] for r in EUPU2]
-    ops.n += c.d_vocab * c.d_vocab
-    return Tables(EQKE, EQKP, EVOU, PVOU, EUPU)
+    ops.n += d * c.d_model
+    EP = c.W_E + c.W_pos
+    ops.n += d
+    # attention: row q of Eq W_Q W_K^T EP^T packs EQKE[q] (digits 0..d-1) and EQKP[q]
+    kep = cols_times(c.W_K, pack_cols(EP, base, ops), ops)  # W_K^T EP^T
+    eqkep = rows_times(Eq, rows_times(c.W_Q, kep, ops), ops)
+    offset = unpack_offset(w, d + K, ops)
+    EQKE, EQKP = [], []
+    for v in eqkep:
+        u = v + offset
+        EQKE.append(digits(u, w, d, ops))
+        EQKP.append(digits(u >> (w * d), w, K, ops))
+        ops.n += 2
+    # values: row t of EP W_V W_O W_U, for the tokens (EVOU) then the positions (PVOU)
+    u_rows = [pack_row(r, base, ops) for r in c.W_U]
+    vou = rows_times(c.W_V, rows_times(c.W_O, u_rows, ops), ops)
+    offset = unpack_offset(w, d, ops)
+    epvou = [unpack(v, offset, w, d, ops) for v in rows_times(EP, vou, ops)]
+    # direct path at the scale 2^(-4 weight_shift) of EVOU: U's packed rows times 2^(2 ws)
+    shift = 2 * c.weight_shift
+    ops.n += len(u_rows)
+    EUPU = [unpack(v, offset, w, d, ops) for v in rows_times(Eq, [u << shift for u in u_rows], ops)]
+    return Tables(EQKE, EQKP, epvou[:d], epvou[d:], EUPU)
 
 
 def top_two(row: list[int], ops: Ops) -> tuple[int, int, int]:
@@ -398,69 +433,89 @@ def family_size(q: int, m: int, s: int, n_ctx: int) -> int:
 class MaxInfo:
     """What the check of (q, m) needs about the max token m [MaxInfo]."""
     dEV_mm: int  # dEV[m][m]
-    dPV: list[int]  # dPV[i][m] for every position i
+    dPV: list[int]  # dPV[i][m] for the free positions i = 0 .. K-2
+    dPV_q: int  # dPV[K-1][m], the query position's
     pm_dEV: "Packed"  # s -> min_{t <= s} dEV[t][m]
 
 
 @dataclass(frozen=True)
+class Bounds:
+    """An enclosure lo <= x <= hi [Bounds]."""
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True)
 class QueryInfo:
-    """What the check of (q, m) needs about the query token q [QueryInfo]."""
-    ref: int  # max_t EQKE[q][t]: every score gap below is >= 0
-    pos_e: list[tuple[int, int]]  # enclosure of exp((EQKP[q][i] - max_i EQKP[q][i]) / sqrt d)
-    q_e: tuple[int, int]  # enclosure of exp((EQKE[q][q] - ref) / sqrt d)
+    """What the check of (q, m) needs about the query token q [QueryInfo].
+
+    The attention weight of position i holding token t is e = exp((EQKE[q][t] - ref) /
+    sqrt d) exp((EQKP[q][i] - pref) / sqrt d) up to the common factor Z, with ref and
+    pref the row maxima (so both exponents are <= 0 and every table index is >= 0).
+    """
+    ref: int  # max_t EQKE[q][t]
+    pos_e: list[Bounds]  # position factor of each free position i = 0 .. K-2
+    q_e: Bounds  # the whole weight of the query position K-1 (token q): both factors
+    t_lo: int  # lower bound of the token factor of any token: exp((min_t EQKE[q][t] - ref) / sqrt d)
     pmax: "Packed"  # s -> max_{t <= s} EQKE[q][t]
-    pmin: "Packed"  # s -> min_{t <= s} EQKE[q][t]
+
+
+def terms(lo: int, hi: int, w0: int, pos_e: list[Bounds], dPV: list[int], ops: Ops) -> list[int]:
+    """Lower bounds of e_i w_i over the free positions, token factor in [lo, hi] and
+    w_i = w0 + dPV[i] [terms]: lower_prod(lo pe_i.lo, hi pe_i.hi, w0 + dPV[i])."""
+    ops.n += 2 * len(dPV)  # the add and the product taken by lower_prod
+    return [lower_prod(lo * b.lo, hi * b.hi, w0 + x, ops) for b, x in zip(pos_e, dPV)]
+
+
+def worst_placement_ok(total: int, A: list[int], B: list[int], c_min: int, ops: Ops) -> bool:
+    """Q + sum_i B_i + (the c smallest D_i) > 0 for every c >= c_min, D_i = A_i - B_i
+    [worstPlacementOk]: some c free positions hold the max token, the others a token
+    <= s, and the c smallest differences are the worst placement. The smallest of these
+    prefix sums (ascending D) takes every negative D_i, and at least one D_i when
+    c_min = 1: it is sum_i min(D_i, 0) + c_min max(0, min_i D_i). One pass, no sort.
+    """
+    neg, low = 0, A[0] - B[0]
+    for a, b in zip(A, B):
+        diff = a - b
+        neg += min(diff, 0)
+        low = min(low, diff)
+        ops.n += 4
+    ops.n += len(B) + 4
+    return total + sum(B) + neg + (max(low, 0) if c_min == 1 else 0) > 0
+
+
+def query_term(dEV_qm: int, dEU_qm: int, qi: QueryInfo, mi: MaxInfo, ops: Ops) -> int:
+    """Q: lower bound of e w for the query position K-1, which holds q [queryTerm]."""
+    ops.n += 2
+    return lower_prod(qi.q_e.lo, qi.q_e.hi, dEV_qm + mi.dPV_q + dEU_qm, ops)
+
+
+def max_terms(eqke_qm: int, dEU_qm: int, qi: QueryInfo, mi: MaxInfo, sc: "Scoring", ops: Ops) -> list[int]:
+    """A_i: lower bounds of e w for the free positions holding the max token m [maxTerms]."""
+    gap = qi.ref - eqke_qm
+    ops.n += 2
+    return terms(e_lo(sc, gap, ops), e_up(sc, gap, ops), mi.dEV_mm + dEU_qm, qi.pos_e, mi.dPV, ops)
 
 
 def check_family(q: int, m: int, s: int, eqke_qm: int, dEU_qm: int, dEV_qm: int,
                  qi: QueryInfo, mi: MaxInfo, sc: "Scoring", ops: Ops) -> bool:
     """Every input of F(q, m, s) is correct (see the module docstring) [checkFamily].
 
-    Terms are e * w with e = E1 E2 (fixed point 2^-512), w at scale 2^(-4 weight_shift).
+    Terms are e * w with e a product of two exp enclosures (fixed point 2^-512), w at
+    scale 2^(-4 weight_shift).
     """
+    ops.n += 1
     if s == -2:
         return True
-    K = len(mi.dPV)
-    pe = qi.pos_e
-    # the query position K-1 holds q
-    w_q = dEV_qm + mi.dPV[K - 1] + dEU_qm
-    total = lower_prod(qi.q_e[0] * pe[K - 1][0], qi.q_e[1] * pe[K - 1][1], w_q, ops)
-    gap = qi.ref - eqke_qm
-    m_lo, m_hi = e_lo(sc, gap, ops), e_up(sc, gap, ops)
-    A = [lower_prod(m_lo * pe[i][0], m_hi * pe[i][1], mi.dEV_mm + mi.dPV[i] + dEU_qm, ops)
-         for i in range(K - 1)]
-    ops.n += 6 + 4 * (K - 1)
-    if s == -1:
-        ops.n += K
+    total, A = query_term(dEV_qm, dEU_qm, qi, mi, ops), max_terms(eqke_qm, dEU_qm, qi, mi, sc, ops)
+    ops.n += 1
+    if s == -1:  # every free position holds m
+        ops.n += len(A) + 1
         return total + sum(A) > 0
-    t_lo = e_lo(sc, qi.ref - get(qi.pmin, s, ops), ops)
     t_hi = e_up(sc, qi.ref - get(qi.pmax, s, ops), ops)
-    w_min = get(mi.pm_dEV, s, ops) + dEU_qm
-    B = [lower_prod(t_lo * pe[i][0], t_hi * pe[i][1], w_min + mi.dPV[i], ops) for i in range(K - 1)]
-    diffs = insertion_sort([a - b for a, b in zip(A, B)], ops)
-    ops.n += 5 * (K - 1)
-    acc = total + sum(B)
-    c_min = 1 if q < m else 0
-    ok = True
-    for c in range(K):  # acc = Q + sum B + (the c smallest A_i - B_i)
-        if c >= c_min and acc <= 0:
-            ok = False
-        if c < K - 1:
-            acc += diffs[c]
-        ops.n += 3
-    return ok
-
-
-def insertion_sort(xs: list[int], ops: Ops) -> list[int]:  # [insertionSort]
-    out: list[int] = []
-    for x in xs:
-        i = 0
-        while i < len(out) and out[i] <= x:
-            i += 1
-            ops.n += 1
-        out.insert(i, x)
-        ops.n += 1
-    return out
+    B = terms(qi.t_lo, t_hi, get(mi.pm_dEV, s, ops) + dEU_qm, qi.pos_e, mi.dPV, ops)
+    ops.n += 2
+    return worst_placement_ok(total, A, B, 1 if q < m else 0, ops)
 
 
 @dataclass(frozen=True)
@@ -481,30 +536,36 @@ class Context:
     scoring: Scoring
 
 
+def enclose(sc: Scoring, gap: int, ops: Ops) -> Bounds:
+    """Bounds(e_lo(gap), e_up(gap)) [enclose]."""
+    return Bounds(e_lo(sc, gap, ops), e_up(sc, gap, ops))
+
+
+def query_info(sc: Scoring, w: int, q: int, row: list[int], prow: list[int], ops: Ops) -> QueryInfo:
+    """QueryInfo for one query q from its EQKE and EQKP rows [queryInfo]."""
+    pmax = pack(prefix(row, max, ops), w, ops)
+    ref, pref = get(pmax, len(row) - 1, ops), max_list(prow, ops)  # the row max ends the prefix max
+    qe, pq = enclose(sc, ref - nth(row, q, ops), ops), enclose(sc, pref - prow[-1], ops)
+    ops.n += 2 + 2 * len(prow)
+    return QueryInfo(ref=ref, pos_e=[enclose(sc, pref - x, ops) for x in prow[:-1]],
+                     q_e=Bounds(qe.lo * pq.lo, qe.hi * pq.hi),
+                     t_lo=e_lo(sc, ref - min_list(row, ops), ops), pmax=pmax)
+
+
 def build_context(c: Cert, tab: Tables, ops: Ops) -> Context:
     """Derived tables [buildContext]."""
     w, d = c.width, c.d_vocab
     dEV = [margin_row(r, ops) for r in tab.EVOU]
     dPV = [margin_row(r, ops) for r in tab.PVOU]
     dEV_cols = transpose(dEV)
-    dPV_cols = transpose(dPV)
+    dPV_cols = transpose(dPV[:-1])  # the free positions; the query position's row is dPV[-1]
     ops.n += d * d + d * c.n_ctx
     # score scale: EQKE's exponent is -4 weight_shift; index = D isq / 2^(64 + 4 ws - 9)
     shift = ISQ_FRAC + 4 * c.weight_shift - EXP_RES
     sc = Scoring(exp_tables(ops), ScoreScale(c.isq_lo, c.isq_hi, shift))
-    maxes = [MaxInfo(dEV_cols[m][m], dPV_cols[m], pack(prefix(dEV_cols[m], min, ops), w, ops))
+    maxes = [MaxInfo(dEV_cols[m][m], dPV_cols[m], dPV[-1][m], pack(prefix(dEV_cols[m], min, ops), w, ops))
              for m in range(d)]
-    queries = []
-    for q in range(d):
-        row, prow = tab.EQKE[q], tab.EQKP[q]
-        ref, pref = max_list(row, ops), max_list(prow, ops)
-        gap_q = ref - nth(row, q, ops)
-        queries.append(QueryInfo(
-            ref=ref,
-            pos_e=[(e_lo(sc, pref - x, ops), e_up(sc, pref - x, ops)) for x in prow],
-            q_e=(e_lo(sc, gap_q, ops), e_up(sc, gap_q, ops)),
-            pmax=pack(prefix(row, max, ops), w, ops),
-            pmin=pack(prefix(row, min, ops), w, ops)))
+    queries = [query_info(sc, w, q, tab.EQKE[q], tab.EQKP[q], ops) for q in range(d)]
     return Context(tab.EQKE, [margin_row(r, ops) for r in tab.EUPU], dEV, queries, maxes, sc)
 
 

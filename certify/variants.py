@@ -5,10 +5,11 @@ for proof cost. Names: `subcubic/<direct>/<attention>/<positions>`.
   d_vocab^2 d_model); `norm` never forms EUPU and uses
   EUPU[q,m] - EUPU[q,j] = sum_k Eq[q,k] (U[k,m] - U[k,j]) >= -2 |Eq[q]|_1 max|U|
   (cost d_vocab d_model).
-- attention: `prefix` bounds the attention of a non-max token t <= s by the prefix
-  max/min of the EQKE row (the threshold matters); `upper` keeps only the prefix max
-  (lower bound 0: no prefix-min table); `row` uses the whole row's range (it ignores
-  that attention grows with the token, and certifies little).
+- attention: `prefix` bounds the attention of a non-max token t <= s above by the
+  prefix max of the EQKE row (the threshold matters) and below by the row's minimum;
+  `upper` keeps the prefix max but bounds below by 0 (no row minimum); `row` uses the
+  whole row's range (it ignores that attention grows with the token, and certifies
+  little).
 - positions: `each` keeps every free position's own bound and takes the worst
   placement of the max copies; `worst` bounds every free position by the worst one:
   Q + c min_i A_i + (K-1-c) min_i B_i.
@@ -27,8 +28,9 @@ import time
 from dataclasses import dataclass
 
 from .certificate import largest_threshold
-from .checker import (Cert, Ops, build_context, e_lo, e_up, family_size, get, insertion_sort,
-                      lower_prod, margin_row, mat_prod, max_abs, path_tables, validate)
+from .checker import (Cert, Ops, build_context, e_up, family_size, get, margin_row, mat_prod,
+                      max_abs, max_terms, path_tables, query_term, terms, validate,
+                      worst_placement_ok)
 
 DIRECT = ("exact", "norm")
 ATTENTION = ("prefix", "upper", "row")
@@ -64,16 +66,16 @@ class VariantResult:
 def _unused_ops(c: Cert, k: Knobs) -> int:
     """Operations of the full context that a variant does not need (measured by running them)."""
     ops = Ops()
+    d = c.d_vocab
     if k.direct == "norm":  # the EUPU product and its margins
         Eq = [[x + y for x, y in zip(r, c.W_pos[-1])] for r in c.W_E]
-        eupu = mat_prod(Eq, c.W_U, False, c.width, ops)
+        eupu = mat_prod(Eq, [[x << (2 * c.weight_shift) for x in r] for r in c.W_U], c.width, ops)
         for r in eupu:
             margin_row(r, ops)
-        ops.n += 2 * c.d_vocab * c.d_vocab  # the rescale and the packed table
-    if k.attention == "row":  # the prefix tables of every EQKE row (running max/min, packing)
-        ops.n += c.d_vocab * 6 * c.d_vocab
-    elif k.attention == "upper":  # the prefix-min table
-        ops.n += c.d_vocab * 3 * c.d_vocab
+    if k.attention == "row":  # the prefix-max tables of every EQKE row (running max, packing)
+        ops.n += 2 * d * d
+    elif k.attention == "upper":  # the row minimum and its exp enclosure, per query
+        ops.n += d * (d + 6)
     return ops.n
 
 
@@ -88,44 +90,33 @@ def direct_norm_bounds(c: Cert, ops: Ops) -> list[int]:
     return out
 
 
-def check_variant(q: int, m: int, s: int, k: Knobs, ctx, dEU_qm: int, row_min: int, ops: Ops) -> bool:
-    """The gap proof's family check with the knobs' weakenings (see the module docstring)."""
+def check_variant(q: int, m: int, s: int, k: Knobs, ctx, dEU_qm: int, ops: Ops) -> bool:
+    """The gap proof's family check (`certify.checker.check_family`) with the knobs'
+    weakenings (see the module docstring)."""
+    ops.n += 1
     if s == -2:
         return True
     qi, mi, sc = ctx.queries[q], ctx.maxes[m], ctx.scoring
-    K, pe = len(mi.dPV), qi.pos_e
-    total = lower_prod(qi.q_e[0] * pe[K - 1][0], qi.q_e[1] * pe[K - 1][1],
-                       ctx.dEV[q][m] + mi.dPV[K - 1] + dEU_qm, ops)
-    gap = qi.ref - ctx.eqke[q][m]
-    m_lo, m_hi = e_lo(sc, gap, ops), e_up(sc, gap, ops)
-    A = [lower_prod(m_lo * pe[i][0], m_hi * pe[i][1], mi.dEV_mm + mi.dPV[i] + dEU_qm, ops) for i in range(K - 1)]
-    ops.n += 6 + 4 * (K - 1)
+    total = query_term(ctx.dEV[q][m], dEU_qm, qi, mi, ops)
+    A = max_terms(ctx.eqke[q][m], dEU_qm, qi, mi, sc, ops)
+    ops.n += 1
     if s == -1:
-        ops.n += K
+        ops.n += len(A) + 1
         return total + sum(A) > 0
-    if k.attention == "prefix":
-        t_lo = e_lo(sc, qi.ref - get(qi.pmin, s, ops), ops)
-        t_hi = e_up(sc, qi.ref - get(qi.pmax, s, ops), ops)
-    elif k.attention == "upper":
-        t_lo, t_hi = 0, e_up(sc, qi.ref - get(qi.pmax, s, ops), ops)
+    if k.attention == "row":
+        t_lo, t_hi = qi.t_lo, e_up(sc, 0, ops)
     else:
-        t_lo, t_hi = e_lo(sc, qi.ref - row_min, ops), e_up(sc, 0, ops)
-    w_min = get(mi.pm_dEV, s, ops) + dEU_qm
-    B = [lower_prod(t_lo * pe[i][0], t_hi * pe[i][1], w_min + mi.dPV[i], ops) for i in range(K - 1)]
+        t_lo = qi.t_lo if k.attention == "prefix" else 0
+        t_hi = e_up(sc, qi.ref - get(qi.pmax, s, ops), ops)
+    B = terms(t_lo, t_hi, get(mi.pm_dEV, s, ops) + dEU_qm, qi.pos_e, mi.dPV, ops)
+    ops.n += 2
     c_min = 1 if q < m else 0
-    if k.positions == "worst":
+    if k.positions == "worst":  # every free position bounded by the worst one
         a, b = min(A), min(B)
-        ops.n += 2 * (K - 1) + 3 * K
-        return all(total + c * a + (K - 1 - c) * b > 0 for c in range(c_min, K))
-    diffs = insertion_sort([x - y for x, y in zip(A, B)], ops)
-    acc = total + sum(B)
-    ops.n += 5 * (K - 1) + 3 * K
-    for c in range(K):
-        if c >= c_min and acc <= 0:
-            return False
-        if c < K - 1:
-            acc += diffs[c]
-    return True
+        n_free = len(A)
+        ops.n += 2 * n_free + 3 * (n_free + 1)
+        return all(total + c * a + (n_free - c) * b > 0 for c in range(c_min, n_free + 1))
+    return worst_placement_ok(total, A, B, c_min, ops)
 
 
 def run_variant(c: Cert, name: str) -> VariantResult:
@@ -139,15 +130,13 @@ def run_variant(c: Cert, name: str) -> VariantResult:
     d, K = c.d_vocab, c.n_ctx
     check_ops = Ops()
     dEU_norm = direct_norm_bounds(c, check_ops) if k.direct == "norm" else None
-    row_min = [min(r) for r in ctx.eqke]
-    check_ops.n += d * d if k.attention == "row" else 0
     gaps = [[-2] * d for _ in range(d)]
     search_ops = Ops()
     for q in range(d):
         dEU_row = ctx.dEU[q] if dEU_norm is None else [dEU_norm[q]] * d
         for m in range(q, d):
             def ok(s: int, o: Ops = search_ops) -> bool:
-                return check_variant(q, m, s, k, ctx, dEU_row[m], row_min[q], o)
+                return check_variant(q, m, s, k, ctx, dEU_row[m], o)
             gaps[q][m] = largest_threshold(ok, m)
     search_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
@@ -155,7 +144,7 @@ def run_variant(c: Cert, name: str) -> VariantResult:
     for q in range(d):  # the check: one pass over the found witness, counted as the checker's
         dEU_row = ctx.dEU[q] if dEU_norm is None else [dEU_norm[q]] * d
         for m in range(q, d):
-            if not check_variant(q, m, gaps[q][m], k, ctx, dEU_row[m], row_min[q], check_ops):
+            if not check_variant(q, m, gaps[q][m], k, ctx, dEU_row[m], check_ops):
                 raise AssertionError(f"{name}: search produced an invalid threshold at ({q}, {m})")
             count += family_size(q, m, gaps[q][m], K)
             check_ops.n += 3

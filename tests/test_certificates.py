@@ -11,7 +11,7 @@ import torch
 from hypothesis import given, strategies as st
 
 from certify import checker
-from certify.checker import Ops, check, get, get_by_shift, pack
+from certify.checker import Cert, Ops, check, get, get_by_shift, pack
 from certify.emit import (CertificateFile, check_certificate_text, emit, parse_certificate,
                           render_certificate)
 from certify.model import Config
@@ -163,8 +163,9 @@ def test_packed_get_matches_the_kernel_shift_formula():
     assert [get_by_shift(p, i) for i in range(len(xs))] == [get(p, i, Ops()) for i in range(len(xs))] == xs
     p_odd = pack(xs, 23, Ops())  # Horner path (width not a multiple of 8)
     assert [get_by_shift(p_odd, i) for i in range(len(xs))] == xs
-    with pytest.raises(checker.Reject):
-        pack([2 ** 23], 24, Ops())
+    # an entry outside [-2^(width-1), 2^(width-1)) does not read back: why the checker
+    # packs only entries that `magnitudes_fit` bounds
+    assert get_by_shift(pack([2 ** 23, 0], 24, Ops()), 0) != 2 ** 23
 
 
 def test_packed_matrix_product_is_exact():
@@ -172,10 +173,30 @@ def test_packed_matrix_product_is_exact():
     a = [[rng.randint(-999, 999) for _ in range(5)] for _ in range(4)]
     b = [[rng.randint(-999, 999) for _ in range(3)] for _ in range(5)]
     want = [[sum(a[i][k] * b[k][j] for k in range(5)) for j in range(3)] for i in range(4)]
-    assert checker.mat_prod(a, b, False, 32, Ops()) == want
-    bt = [list(r) for r in zip(*b)]
-    assert checker.mat_prod(a, bt, True, 32, Ops()) == want
-    assert checker.mat_prod(a, b, False, 16, Ops()) != want  # why the width must be checked
+    assert checker.mat_prod(a, b, 32, Ops()) == want
+    assert checker.mat_prod(a, b, 16, Ops()) != want  # why the width must be checked
+    # cols_times is M^T @ B on packed rows
+    packed = [checker.pack_row(r, 1 << 32, Ops()) for r in b[:4]]
+    got = [checker.unpack(v, checker.unpack_offset(32, 3, Ops()), 32, 3, Ops())
+           for v in checker.cols_times(a, packed, Ops())]
+    assert got == [[sum(a[k][h] * b[k][j] for k in range(4)) for j in range(3)] for h in range(5)]
+
+
+def test_chained_packed_products_need_only_the_final_digits_to_fit():
+    """Packing is a ring identity: an intermediate product whose digits overflow the width
+    still gives the exact final product, which is why `magnitudes_fit` bounds only the
+    final tables."""
+    width = 16
+    b = [[1000, 0], [1000, 1]]
+    c = [[30000, -30000], [5, 7]]  # B C has entries of 3e7 > 2^15, its two rows differ little
+    a = [[1, -1], [-1, 1]]  # so A (B C) is small
+    bc = [[sum(b[i][k] * c[k][j] for k in range(2)) for j in range(2)] for i in range(2)]
+    want = [[sum(a[i][k] * bc[k][j] for k in range(2)) for j in range(2)] for i in range(2)]
+    assert max(abs(x) for r in bc for x in r) >= 1 << (width - 1) > max(abs(x) for r in want for x in r)
+    c_rows = [checker.pack_row(r, 1 << width, Ops()) for r in c]
+    chained = checker.rows_times(a, checker.rows_times(b, c_rows, Ops()), Ops())
+    offset = checker.unpack_offset(width, 2, Ops())
+    assert [checker.unpack(v, offset, width, 2, Ops()) for v in chained] == want
 
 
 def test_too_narrow_packing_is_rejected(trained_cert):
@@ -219,11 +240,30 @@ def test_every_packed_table_reads_the_same_by_shift(trained_cert):
     _, _, cf = trained_cert
     ops = Ops()
     ctx = checker.build_context(cf.cert, checker.path_tables(cf.cert, ops), ops)
-    tables = [t for qi in ctx.queries for t in (qi.pmax, qi.pmin)] + [mi.pm_dEV for mi in ctx.maxes]
+    tables = [qi.pmax for qi in ctx.queries] + [mi.pm_dEV for mi in ctx.maxes]
     tables += [ctx.scoring.exp.fine_up, ctx.scoring.exp.fine_lo, ctx.scoring.exp.coarse_up,
                ctx.scoring.exp.coarse_lo]
     for t in tables:
         assert [get_by_shift(t, i) for i in range(len(t.entries))] == list(t.entries)
+
+
+@given(st.integers(0, 10 ** 6), st.integers(0, 3))
+def test_magnitude_bounds_cover_every_unpacked_and_packed_entry(seed, shift):
+    """`path_magnitudes` bounds EQKE, EQKP, dEV (packed), PVOU and the rescaled EUPU: the
+    soundness of `unpack` and of reading the packed tables rests on it."""
+    rng = random.Random(seed)
+    d, K, dm, dh = rng.randint(2, 5), rng.randint(2, 4), rng.randint(1, 4), rng.randint(1, 4)
+    shapes = {"W_E": (d, dm), "W_pos": (K, dm), "W_Q": (dm, dh), "W_K": (dm, dh), "W_V": (dm, dh),
+              "W_O": (dh, dm), "W_U": (dm, d)}
+    big = rng.choice([1, 7, 1000])
+    w = {n: [[rng.randint(-big, big) for _ in range(p)] for _ in range(r)] for n, (r, p) in shapes.items()}
+    c = Cert(d, K, dm, dh, shift, *(w[n] for n in shapes), width=256, isq_lo=0, isq_hi=0, gaps=[])
+    tab = checker.path_tables(c, Ops())
+    dEV = [checker.margin_row(r, Ops()) for r in tab.EVOU]
+    bounds = checker.path_magnitudes(c, Ops())
+    for bound, table in zip(bounds, (tab.EQKE, tab.EQKP, dEV, tab.PVOU, tab.EUPU)):
+        assert max(abs(x) for r in table for x in r) <= bound
+    assert max(abs(x) for r in tab.EVOU for x in r) <= bounds[2]
 
 
 @given(st.lists(st.integers(-5, 5), min_size=1, max_size=12))

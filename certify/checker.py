@@ -471,17 +471,16 @@ def worst_placement_ok(total: int, A: list[int], B: list[int], c_min: int, ops: 
     """Q + sum_i B_i + (the c smallest D_i) > 0 for every c >= c_min, D_i = A_i - B_i
     [worstPlacementOk]: some c free positions hold the max token, the others a token
     <= s, and the c smallest differences are the worst placement. The smallest of these
-    prefix sums (ascending D) takes every negative D_i, and at least one D_i when
-    c_min = 1: it is sum_i min(D_i, 0) + c_min max(0, min_i D_i). One pass, no sort.
+    sums over all c lets every position take its worse option: Q + sum_i min(A_i, B_i).
+    When c_min = 1 and every D_i > 0 that takes no max copy, and the worst with one copy
+    adds min_i D_i: so the test is Q + sum_i min(A_i, B_i) + c_min max(0, min_i D_i) > 0.
     """
-    neg, low = 0, A[0] - B[0]
-    for a, b in zip(A, B):
-        diff = a - b
-        neg += min(diff, 0)
-        low = min(low, diff)
-        ops.n += 4
-    ops.n += len(B) + 4
-    return total + sum(B) + neg + (max(low, 0) if c_min == 1 else 0) > 0
+    base = total + sum(min(a, b) for a, b in zip(A, B))
+    ops.n += 2 * len(A) + 2
+    if c_min == 1:
+        base += max(min(a - b for a, b in zip(A, B)), 0)
+        ops.n += 2 * len(A) + 1
+    return base > 0
 
 
 def query_term(dEV_qm: int, dEU_qm: int, qi: QueryInfo, mi: MaxInfo, ops: Ops) -> int:

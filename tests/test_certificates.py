@@ -266,6 +266,18 @@ def test_magnitude_bounds_cover_every_unpacked_and_packed_entry(seed, shift):
     assert max(abs(x) for r in tab.EVOU for x in r) <= bounds[2]
 
 
+@given(st.lists(st.tuples(st.integers(-20, 20), st.integers(-20, 20)), min_size=1, max_size=5),
+       st.integers(-30, 30), st.integers(0, 1))
+def test_worst_placement_is_the_minimum_over_every_placement(ab, total, c_min):
+    """The closed form of `worst_placement_ok` against every choice of the positions that
+    hold the max token (at least c_min of them): Q + sum over them of A + the rest of B."""
+    A, B = [a for a, _ in ab], [b for _, b in ab]
+    n = len(A)
+    worst = min(total + sum(A[i] if mask >> i & 1 else B[i] for i in range(n))
+                for mask in range(1 << n) if bin(mask).count("1") >= c_min)
+    assert checker.worst_placement_ok(total, A, B, c_min, Ops()) == (worst > 0)
+
+
 @given(st.lists(st.integers(-5, 5), min_size=1, max_size=12))
 def test_margin_row_is_max_over_other_entries(row):
     """dX[m] = X[m] - max_{j != m} X[j] (the one-pass top-two is the checker's soundness)."""

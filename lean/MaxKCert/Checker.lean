@@ -31,9 +31,12 @@ where dX[r][m] = X[r,m] - max_{j != m} X[r,j] (each bracket is >= its d-value). 
 query position contributes e_q w_q exactly (lower-bounded through enclosures of e); a
 free position holding m contributes A_i <= e_i w_i; a free position holding t <= s
 contributes B_i <= e_i w_i, where B_i uses min_{t<=s} dEV[t][m] and the range of e_i
-over t <= s (exp is monotone, so the prefix max/min of the EQKE row bound it). The
-worst placement of c max copies gives Q + sum_i B_i + (the c smallest A_i - B_i); if
-that is > 0 for every possible c, every input of F(q, m, s) is correct. Families of
+over t <= s (exp is monotone: the prefix max of the EQKE row bounds it above, the row's
+minimum below). The worst placement of c max copies gives Q + sum_i B_i + (the c
+smallest A_i - B_i); if that is > 0 for every possible c, every input of F(q, m, s) is
+correct. The smallest of these sums over c >= c_min is Q + sum_i min(A_i, B_i), plus
+max(0, min_i (A_i - B_i)) when c_min = 1 (q < m: at least one free position holds m),
+which is what `worstPlacementOk` tests. Families of
 different (q, m) are disjoint, so the certified count is the sum of their sizes
 |F(q, m, s)| = (s+2)^(K-1) - [q < m] (s+1)^(K-1) (1 for s = -1, 0 for s = -2).
 
@@ -46,8 +49,12 @@ different (q, m) are disjoint, so the certified count is the sum of their sizes
 * 1/sqrt(d_head) lies in [isqLo, isqHi] / 2^64 because isqLo^2 d_head <= 2^128 <=
   isqHi^2 d_head (checked in `wellFormed`, via `invSqrtOk`).
 * Kronecker packing: if v = sum_j c_j 2^(w j) with every |c_j| < 2^(w-1), the balanced
-  base-2^w digits of v are exactly the c_j (`unpack`); `magnitudesFit` checks the bound
-  |c_j| <= k max|a| max|b| < 2^(w-1) for every packed product (inner dimension k).
+  base-2^w digits of v are exactly the c_j (`unpack`, `Packed.get`). A product of an
+  integer matrix with packed rows is the packed product (a ring identity, whatever the
+  size of the digits), so chained products stay packed and only the final tables are
+  unpacked; `magnitudesFit` checks |entry| <= (product of the inner dimensions) x
+  (product of the factors' largest magnitudes) < 2^(w-1) for each final table and for
+  dEV (|dEV| <= 2 max|EVOU|), the entries of the packed tables.
 * The kernel's arithmetic on Nat literals (GMP-accelerated add, sub, mul, div, mod,
   pow, beq, ble, shiftRight) is correct; everything else is plain structural recursion.
 -/
@@ -149,6 +156,30 @@ def dropN {T : Type} : Nat -> List T -> List T
   | _ + 1, [] => []
   | n + 1, _ :: xs => dropN n xs
 
+-- Python: xs[:n]
+def takeN {T : Type} : Nat -> List T -> List T
+  | 0, _ => []
+  | _ + 1, [] => []
+  | n + 1, x :: xs => x :: takeN n xs
+
+-- Python: xs + ys (list concatenation)
+def appendL {T : Type} : List T -> List T -> List T
+  | [], ys => ys
+  | x :: xs, ys => x :: appendL xs ys
+
+-- Python: xs[:-1] (the shape of core's List.dropLast)
+def initOf {T : Type} : List T -> List T
+  | [] => []
+  | [_] => []
+  | x :: xs => x :: initOf xs
+
+-- Python: xs[-1] (d for an empty list; never happens after validation; the shape of
+-- core's List.getLast)
+def lastOr {T : Type} (d : T) : List T -> T
+  | [] => d
+  | [x] => x
+  | _ :: y :: rest => lastOr d (y :: rest)
+
 -- Python: sum(xs)
 def sumList : List Int -> Int
   | [] => 0
@@ -206,62 +237,82 @@ def packCols (base : Int) (rows : List (List Int)) : List Int :=
   | [] => []
   | r :: _ => packColsAux base (replicateI 0 r.length) rows
 
--- Python: unpack, the loop: out.append(u % base - half); u //= base
-def unpackAux (half base : Nat) : Nat -> Nat -> List Int
+-- Python: digits, the loop: out.append(u % base - half); u //= base
+def digitsAux (half base : Nat) : Nat -> Nat -> List Int
   | 0, _ => []
-  | p + 1, u => (Int.ofNat (u % base) - Int.ofNat half) :: unpackAux half base p (u / base)
+  | p + 1, u => (Int.ofNat (u % base) - Int.ofNat half) :: digitsAux half base p (u / base)
+
+-- Python: digits [digits]: the p low base-2^width digits of the natural u, each minus
+-- 2^(width-1)
+def digits (u width p : Nat) : List Int := digitsAux (2 ^ (width - 1)) (2 ^ width) p u
+
+-- Python: unpack_offset [unpackOffset]: sum_j 2^(width-1) 2^(width j) over p digits
+def unpackOffset (width p : Nat) : Int :=
+  packRow (Int.ofNat (2 ^ width)) (replicateI (Int.ofNat (2 ^ (width - 1))) p)
 
 -- Python: unpack [unpack]. u = v + offset is >= 0 whenever magnitudesFit holds (v =
 -- sum_j c_j base^j with |c_j| < half, so u = sum_j (c_j + half) base^j with digits in
 -- (0, base)); hence Int.toNat is exact and Nat % and / are Python's % and // on u.
 def unpack (v offset : Int) (width p : Nat) : List Int :=
-  unpackAux (2 ^ (width - 1)) (2 ^ width) p (Int.toNat (v + offset))
+  digits (Int.toNat (v + offset)) width p
 
--- Python: mat_mul, the inner loop: v += x * bk for x, bk in zip(row, b_packed)
+-- Python: [unpack(v, offset, width, p) for v in vs]
+def unpackRows (offset : Int) (width p : Nat) : List Int -> List (List Int)
+  | [] => []
+  | v :: vs => unpack v offset width p :: unpackRows offset width p vs
+
+-- Python: path_tables, [v + offset for v in vs] as naturals (>= 0 when magnitudesFit
+-- holds, as in unpack, so Int.toNat is exact)
+def natRows (offset : Int) : List Int -> List Nat
+  | [] => []
+  | v :: vs => Int.toNat (v + offset) :: natRows offset vs
+
+-- Python: dot_packed [dotPacked]: sum_k row[k] packed[k]
 def dotPacked : List Int -> List Int -> Int
   | x :: xs, b :: bs => x * b + dotPacked xs bs
   | _, _ => 0
 
--- Python: mat_mul, the loop over the rows of a
-def matMulRows (bPacked : List Int) (offset : Int) (width p : Nat) :
-    List (List Int) -> List (List Int)
+-- Python: rows_times [rowsTimes] = [dot_packed(r, packed) for r in a]: the packed rows of
+-- a @ B when packed[k] packs row k of B
+def rowsTimes (packed : List Int) : List (List Int) -> List Int
   | [] => []
-  | row :: rows =>
-    unpack (dotPacked row bPacked) offset width p :: matMulRows bPacked offset width p rows
+  | r :: rs => dotPacked r packed :: rowsTimes packed rs
 
--- Python: mat_mul [matMul]; offset = pack_row([1 << (width-1)] * p, 1 << width)
-def matMul (a : List (List Int)) (bPacked : List Int) (p width : Nat) : List (List Int) :=
-  matMulRows bPacked
-    (packRow (Int.ofNat (2 ^ width)) (replicateI (Int.ofNat (2 ^ (width - 1))) p)) width p a
+-- Python: cols_times, one step: [a + x * v for a, x in zip(acc, row)]
+def zipAddScaled (v : Int) : List Int -> List Int -> List Int
+  | a :: acc, x :: xs => (a + x * v) :: zipAddScaled v acc xs
+  | _, _ => []
 
--- Python: magnitudes_fit, after the weights' magnitudes are known: an entry of A @ B with
--- inner dimension k is at most k max|A| max|B|, chained along the products of pathTables
-def magnitudesFitWith (dm dh half mE mP mQ mK mV mO mU : Nat) : Bool :=
-  decide (dh * mQ * mK < half) &&
-  decide (dm * (mE + mP) * (dh * mQ * mK) < half) &&
-  decide (dm * (dm * (mE + mP) * (dh * mQ * mK)) * mE < half) &&
-  decide (dm * (dm * (mE + mP) * (dh * mQ * mK)) * mP < half) &&
-  decide (dh * mV * mO < half) &&
-  decide (dm * (dh * mV * mO) * mU < half) &&
-  decide (dm * mE * (dm * (dh * mV * mO) * mU) < half) &&
-  decide (dm * mP * (dm * (dh * mV * mO) * mU) < half) &&
-  decide (dm * (mE + mP) * mU < half)
+-- Python: cols_times, the loop `for row, v in zip(m, packed)`
+def colsTimesAux : List Int -> List (List Int) -> List Int -> List Int
+  | acc, row :: rows, v :: vs => colsTimesAux (zipAddScaled v acc row) rows vs
+  | acc, _, _ => acc
 
--- Python: magnitudes_fit [magnitudesFit]: every entry of every path product is below
--- 2^(width-1) in absolute value, so `unpack` is exact
+-- Python: cols_times [colsTimes]: out[h] = sum_k m[k][h] packed[k], the packed rows of
+-- m^T @ B (acc = [0] * len(m[0]); m = [] raises in Python, never happens after
+-- validation, gives [] here)
+def colsTimes (m : List (List Int)) (packed : List Int) : List Int :=
+  match m with
+  | [] => []
+  | r :: _ => colsTimesAux (replicateI 0 r.length) m packed
+
+-- Python: path_magnitudes + magnitudes_fit [magnitudesFitWith]. With
+-- attn = dm (mE + mP) dm mQ dh mK and ov = dm dh mV dm mO mU: |EQKE| <= attn mE,
+-- |EQKP| <= attn mP, |dEV| <= 2 ov mE (which also bounds |EVOU|), |PVOU| <= ov mP, and
+-- the rescaled |EUPU| <= dm (mE + mP) mU 2^(2 weightShift). Intermediate products stay
+-- packed (a ring identity), so only these final entries must fit.
+def magnitudesFitWith (dm dh ws half mE mP mQ mK mV mO mU : Nat) : Bool :=
+  decide (dm * (mE + mP) * dm * mQ * dh * mK * mE < half) &&
+  decide (dm * (mE + mP) * dm * mQ * dh * mK * mP < half) &&
+  decide (2 * (dm * dh * mV * dm * mO * mU) * mE < half) &&
+  decide (dm * dh * mV * dm * mO * mU * mP < half) &&
+  decide (dm * (mE + mP) * mU * 2 ^ (2 * ws) < half)
+
+-- Python: magnitudes_fit [magnitudesFit]: every entry of every path table and of dEV is
+-- below 2^(width-1) in absolute value, so `unpack` is exact and packed tables read back
 def magnitudesFit (c : Cert) : Bool :=
-  magnitudesFitWith c.dModel c.dHead (2 ^ (c.width - 1)) (maxAbs c.wE) (maxAbs c.wPos)
-    (maxAbs c.wQ) (maxAbs c.wK) (maxAbs c.wV) (maxAbs c.wO) (maxAbs c.wU)
-
--- Python: len(b[0]) (0 for b = [], never happens after validation)
-def headLen : List (List Int) -> Nat
-  | [] => 0
-  | r :: _ => r.length
-
--- Python: mat_prod [matProd]: a @ b (or a @ b^T); exact when magnitudesFit holds
-def matProd (a b : List (List Int)) (bIsTransposed : Bool) (width : Nat) : List (List Int) :=
-  if bIsTransposed then matMul a (packCols (Int.ofNat (2 ^ width)) b) b.length width
-  else matMul a (packRows (Int.ofNat (2 ^ width)) b) (headLen b) width
+  magnitudesFitWith c.dModel c.dHead c.weightShift (2 ^ (c.width - 1)) (maxAbs c.wE)
+    (maxAbs c.wPos) (maxAbs c.wQ) (maxAbs c.wK) (maxAbs c.wV) (maxAbs c.wO) (maxAbs c.wU)
 
 /-! ## Packed tables -/
 
@@ -270,22 +321,16 @@ structure Packed where
   value : Nat
   width : Nat
 
--- Python: pack, the range check: all(-half <= x < half for x in xs)
-def digitsInRange (half : Int) : List Int -> Bool
-  | [] => true
-  | x :: xs => decide (- half <= x) && decide (x < half) && digitsInRange half xs
-
 -- Python: pack, Horner over the digits x + half: value = v + (value << width), from the end
 def packDigits (half : Int) (base : Nat) : List Int -> Nat
   | [] => 0
   | x :: xs => Int.toNat (x + half) + packDigits half base xs * base
 
--- Python: pack [pack]; none = Reject (table entry too large for the packing width).
--- After the range check every digit x + half is in [0, 2^width), so Int.toNat is exact.
-def pack (xs : List Int) (width : Nat) : Option Packed :=
-  if digitsInRange (Int.ofNat (2 ^ (width - 1))) xs then
-    some (Packed.mk (packDigits (Int.ofNat (2 ^ (width - 1))) (2 ^ width) xs) width)
-  else none
+-- Python: pack [pack]. Every caller packs entries with |x| < 2^(width-1) (EQKE and dEV
+-- entries by magnitudesFit, exp table entries by construction), so every digit x + half
+-- is in [0, 2^width), Int.toNat is exact and Packed.get reads x back.
+def pack (xs : List Int) (width : Nat) : Packed :=
+  Packed.mk (packDigits (Int.ofNat (2 ^ (width - 1))) (2 ^ width) xs) width
 
 -- Python: get_by_shift [get]: entry idx, one shift and one mod
 def Packed.get (p : Packed) (idx : Nat) : Int :=
@@ -336,12 +381,6 @@ def transpose (rows : List (List Int)) : List (List Int) :=
   | [] => []
   | r :: _ => transposeAux r.length rows
 
--- Python: c.W_pos[-1] ([] for no rows; never happens after validation)
-def lastRow : List (List Int) -> List Int
-  | [] => []
-  | [r] => r
-  | _ :: r :: rs => lastRow (r :: rs)
-
 -- Python: [x + y for x, y in zip(r, last)]
 def zipAdd : List Int -> List Int -> List Int
   | x :: xs, y :: ys => (x + y) :: zipAdd xs ys
@@ -352,36 +391,59 @@ def addToRows (last : List Int) : List (List Int) -> List (List Int)
   | [] => []
   | r :: rs => zipAdd r last :: addToRows last rs
 
--- Python: [x * shift for x in r]
+-- Python: [x * k for x in xs] (path_tables: [u << shift for u in u_rows], u * 2^shift)
 def scaleRow (k : Int) : List Int -> List Int
   | [] => []
   | x :: xs => x * k :: scaleRow k xs
 
--- Python: EUPU = [[x * shift for x in r] for r in EUPU2]
-def scaleRows (k : Int) : List (List Int) -> List (List Int)
+-- Python: path_tables, Eq = E + P[-1]: the query's embedding (each intermediate is its
+-- own top-level def, reduced once by the kernel)
+def embedQuery (c : Cert) : List (List Int) := addToRows (lastOr [] c.wPos) c.wE
+
+-- Python: path_tables, EP = c.W_E + c.W_pos: every token, then every position
+def keyRows (c : Cert) : List (List Int) := appendL c.wE c.wPos
+
+-- Python: path_tables, eqkep = rows_times(Eq, rows_times(W_Q, cols_times(W_K, pack_cols(EP))))
+-- row q packs EQKE[q] (digits 0 .. d-1) and EQKP[q] (digits d .. d+K-1)
+def attnPacked (c : Cert) : List Int :=
+  rowsTimes (rowsTimes (colsTimes c.wK (packCols (Int.ofNat (2 ^ c.width)) (keyRows c))) c.wQ)
+    (embedQuery c)
+
+-- Python: path_tables, u = v + offset for every attention row (offset over d + K digits)
+def attnNat (c : Cert) : List Nat :=
+  natRows (unpackOffset c.width (c.dVocab + c.nCtx)) (attnPacked c)
+
+-- Python: path_tables, EQKE.append(digits(u, w, d)) for every u
+def eqkeRows (w d : Nat) : List Nat -> List (List Int)
   | [] => []
-  | r :: rs => scaleRow k r :: scaleRows k rs
+  | u :: us => digits u w d :: eqkeRows w d us
 
--- Python: path_tables, Eq = [[x + y for x, y in zip(r, last)] for r in c.W_E]
--- (each intermediate table is its own top-level def: the kernel then reduces it once)
-def embedQuery (c : Cert) : List (List Int) := addToRows (lastRow c.wPos) c.wE
+-- Python: path_tables, EQKP.append(digits(u >> (w * d), w, K)) for every u
+def eqkpRows (w d k : Nat) : List Nat -> List (List Int)
+  | [] => []
+  | u :: us => digits (Nat.shiftRight u (w * d)) w k :: eqkpRows w d k us
 
--- Python: path_tables, QK = W_Q W_K^T
-def qkOf (c : Cert) : List (List Int) := matProd c.wQ c.wK true c.width
+-- Python: path_tables, u_rows = [pack_row(r, base) for r in c.W_U]
+def unembedPacked (c : Cert) : List Int := packRows (Int.ofNat (2 ^ c.width)) c.wU
 
--- Python: path_tables, EQK = Eq QK
-def eqkOf (c : Cert) : List (List Int) := matProd (embedQuery c) (qkOf c) false c.width
+-- Python: path_tables, vou = rows_times(W_V, rows_times(W_O, u_rows))
+def vouPacked (c : Cert) : List Int := rowsTimes (rowsTimes (unembedPacked c) c.wO) c.wV
 
--- Python: path_tables, VOU = (W_V W_O) W_U
-def vouOf (c : Cert) : List (List Int) :=
-  matProd (matProd c.wV c.wO false c.width) c.wU false c.width
+-- Python: path_tables, epvou = [unpack(v, offset, w, d) for v in rows_times(EP, vou)]:
+-- EVOU (the first d rows), then PVOU
+def epvouOf (c : Cert) : List (List Int) :=
+  unpackRows (unpackOffset c.width c.dVocab) c.width c.dVocab (rowsTimes (vouPacked c) (keyRows c))
 
--- Python: path_tables, after magnitudes_fit: EQKE = EQK E^T, EQKP = EQK P^T,
--- EVOU = E VOU, PVOU = P VOU, EUPU = (Eq U) * 2^(2 weight_shift)
+-- Python: path_tables, EUPU = [unpack(v, offset, w, d) for v in rows_times(Eq, [u << shift
+-- for u in u_rows])], shift = 2 weight_shift: EUPU at the scale 2^(-4 weightShift) of EVOU
+def eupuOf (c : Cert) : List (List Int) :=
+  unpackRows (unpackOffset c.width c.dVocab) c.width c.dVocab
+    (rowsTimes (scaleRow (Int.ofNat (2 ^ (2 * c.weightShift))) (unembedPacked c)) (embedQuery c))
+
+-- Python: path_tables, after magnitudes_fit: Tables(EQKE, EQKP, epvou[:d], epvou[d:], EUPU)
 def pathTablesFit (c : Cert) : Tables :=
-  Tables.mk (matProd (eqkOf c) c.wE true c.width) (matProd (eqkOf c) c.wPos true c.width)
-    (matProd c.wE (vouOf c) false c.width) (matProd c.wPos (vouOf c) false c.width)
-    (scaleRows (Int.ofNat (2 ^ (2 * c.weightShift))) (matProd (embedQuery c) c.wU false c.width))
+  Tables.mk (eqkeRows c.width c.dVocab (attnNat c)) (eqkpRows c.width c.dVocab c.nCtx (attnNat c))
+    (takeN c.dVocab (epvouOf c)) (dropN c.dVocab (epvouOf c)) (eupuOf c)
 
 -- Python: path_tables [pathTables]; none = Reject (packing width too small)
 def pathTables (c : Cert) : Option Tables :=
@@ -510,20 +572,13 @@ def fineStep : Bounds := expNegBounds 1 expRes expFrac expSquarings
 -- Python: exp_tables, e_lo, e_up = exp_neg_bounds(1, 0, EXP_FRAC)  (exp(-1))
 def coarseStep : Bounds := expNegBounds 1 0 expFrac expSquarings
 
--- Python: exp_tables [expTables] (width = EXP_FRAC + 8); none = a Reject from pack
-def expTables : Option ExpTables :=
-  match pack (powerTable fineStep.hi expSteps true) (expFrac + 8) with
-  | none => none
-  | some fineUp =>
-    match pack (powerTable fineStep.lo expSteps false) (expFrac + 8) with
-    | none => none
-    | some fineLo =>
-      match pack (powerTable coarseStep.hi (expUnits + 1) true) (expFrac + 8) with
-      | none => none
-      | some coarseUp =>
-        match pack (powerTable coarseStep.lo (expUnits + 1) false) (expFrac + 8) with
-        | none => none
-        | some coarseLo => some (ExpTables.mk fineUp fineLo coarseUp coarseLo)
+-- Python: exp_tables [expTables] (width = EXP_FRAC + 8; every entry is in [0, 2^EXP_FRAC],
+-- far inside the packing range)
+def expTables : ExpTables :=
+  ExpTables.mk (pack (powerTable fineStep.hi expSteps true) (expFrac + 8))
+    (pack (powerTable fineStep.lo expSteps false) (expFrac + 8))
+    (pack (powerTable coarseStep.hi (expUnits + 1) true) (expFrac + 8))
+    (pack (powerTable coarseStep.lo (expUnits + 1) false) (expFrac + 8))
 
 -- Python: exp_up, after k = min(k, EXP_UNITS * EXP_STEPS)
 def expUpAt (t : ExpTables) (k : Nat) : Int :=
@@ -571,96 +626,78 @@ def familySize (q m : Nat) (s : Int) (nCtx : Nat) : Nat :=
   else if s = -1 then 1
   else (Int.toNat s + 2) ^ (nCtx - 1) - (if q < m then (Int.toNat s + 1) ^ (nCtx - 1) else 0)
 
--- Python: MaxInfo [MaxInfo]: dEV_mm, dPV (dPV[i][m] for every position i), pm_dEV
+-- Python: MaxInfo [MaxInfo]: dEV_mm = dEV[m][m], dPV = dPV[i][m] for the free positions
+-- i = 0 .. K-2, dPV_q = dPV[K-1][m] (the query position's), pm_dEV: s -> min_{t<=s} dEV[t][m]
 structure MaxInfo where
   dEVmm : Int
   dPV : List Int
+  dPVq : Int
   pmDEV : Packed
 
--- Python: QueryInfo [QueryInfo]: ref, pos_e, q_e, pmax, pmin
+-- Python: QueryInfo [QueryInfo]: ref = max_t EQKE[q][t]; posE = the position factor of
+-- each free position; qE = the whole weight of the query position (both factors);
+-- tLo = lower bound of the token factor of any token; pmax: s -> max_{t<=s} EQKE[q][t]
 structure QueryInfo where
   ref : Int
   posE : List Bounds
   qE : Bounds
+  tLo : Int
   pmax : Packed
-  pmin : Packed
 
--- Python: pe[i] (pos_e[i]; a zero pair past the end, never read there)
-def nthB : List Bounds -> Nat -> Bounds
-  | [], _ => Bounds.mk 0 0
-  | b :: _, 0 => b
-  | _ :: bs, j + 1 => nthB bs j
-
--- Python: check_family, the lists A and B:
--- [lower_prod(lo * pe[i][0], hi * pe[i][1], w0 + dPV[i]) for i in range(len(dPV) - 1)]
--- (A: w0 = dEV_mm + dEU_qm, so w0 + dPV[i] = dEV_mm + dPV[i] + dEU_qm; B: w0 = w_min)
-def termList (lo hi w0 : Int) : List Bounds -> List Int -> List Int
-  | b :: bs, d :: d2 :: ds =>
-    lowerProd (lo * b.lo) (hi * b.hi) (w0 + d) :: termList lo hi w0 bs (d2 :: ds)
+-- Python: terms [terms]: [lower_prod(lo * b.lo, hi * b.hi, w0 + x) for b, x in
+-- zip(pos_e, dPV)]
+def terms (lo hi w0 : Int) : List Bounds -> List Int -> List Int
+  | b :: bs, x :: xs => lowerProd (lo * b.lo) (hi * b.hi) (w0 + x) :: terms lo hi w0 bs xs
   | _, _ => []
 
--- Python: [a - b for a, b in zip(A, B)]
-def zipSub : List Int -> List Int -> List Int
-  | x :: xs, y :: ys => (x - y) :: zipSub xs ys
-  | _, _ => []
+-- Python: worst_placement_ok, sum(min(a, b) for a, b in zip(A, B))
+def minSum : List Int -> List Int -> Int
+  | a :: xs, b :: ys => (if a < b then a else b) + minSum xs ys
+  | _, _ => 0
 
--- Python: insertion_sort, one insertion: after every out[i] <= x
-def insertSorted (x : Int) : List Int -> List Int
-  | [] => [x]
-  | y :: ys => if y <= x then y :: insertSorted x ys else x :: y :: ys
+-- Python: worst_placement_ok, low = min(a - b over zip(A, B)), the running min from acc
+def minDiffFrom : Int -> List Int -> List Int -> Int
+  | acc, a :: xs, b :: ys => if a - b < acc then minDiffFrom (a - b) xs ys else minDiffFrom acc xs ys
+  | acc, _, _ => acc
 
--- Python: insertion_sort, the loop over xs
-def insertionSortAux : List Int -> List Int -> List Int
-  | out, [] => out
-  | out, x :: xs => insertionSortAux (insertSorted x out) xs
+-- Python: A[0] (0 for []; A has K - 1 >= 1 entries after validation)
+def headOr (d : Int) : List Int -> Int
+  | [] => d
+  | x :: _ => x
 
--- Python: insertion_sort [insertionSort]
-def insertionSort (xs : List Int) : List Int := insertionSortAux [] xs
+-- Python: worst_placement_ok [worstPlacementOk]: Q + sum_i min(A_i, B_i)
+-- + (max(low, 0) if c_min == 1 else 0) > 0, low = min_i (A_i - B_i): the smallest of the
+-- sums Q + sum B + (the c smallest A_i - B_i) over c >= c_min
+def worstPlacementOk (total : Int) (a b : List Int) (cMin : Nat) : Bool :=
+  decide (0 < total + minSum a b +
+    (if cMin = 1 then max0 (minDiffFrom (headOr 0 a - headOr 0 b) a b) else 0))
 
--- Python: check_family, the final loop `for c in range(K)`: fuel = K - c, ds = diffs[c:]
--- (len(diffs) = K - 1, so `if c < K - 1: acc += diffs[c]` is "ds nonempty").
--- ok = False as soon as c >= c_min and acc <= 0.
-def prefixesOk (cMin : Nat) : Nat -> Nat -> Int -> List Int -> Bool
-  | 0, _, _, _ => true
-  | n + 1, c, acc, ds =>
-    if decide (cMin <= c) && decide (acc <= 0) then false
-    else
-      match ds with
-      | [] => prefixesOk cMin n (c + 1) acc []
-      | d :: rest => prefixesOk cMin n (c + 1) (acc + d) rest
+-- Python: query_term [queryTerm]: the query position K-1, holding q
+def queryTerm (dEVqm dEUqm : Int) (qi : QueryInfo) (mi : MaxInfo) : Int :=
+  lowerProd qi.qE.lo qi.qE.hi (dEVqm + mi.dPVq + dEUqm)
 
--- Python: check_family, from `diffs = ...` on: acc = total + sum(B), the final loop
-def checkFamilyB (cMin k : Nat) (total : Int) (a b : List Int) : Bool :=
-  prefixesOk cMin k 0 (total + sumList b) (insertionSort (zipSub a b))
+-- Python: max_terms [maxTerms]: the free positions holding the max token m
+-- (gap = ref - eqke_qm)
+def maxTerms (eqkeQm dEUqm : Int) (qi : QueryInfo) (mi : MaxInfo) (sc : Scoring) : List Int :=
+  terms (eLo sc (qi.ref - eqkeQm)) (eUp sc (qi.ref - eqkeQm)) (mi.dEVmm + dEUqm) qi.posE mi.dPV
 
--- Python: check_family, from `if s == -1` on (A given). For s >= 0, Int.toNat s = s.
-def checkFamilyA (q m : Nat) (s dEUqm : Int) (qi : QueryInfo) (mi : MaxInfo) (sc : Scoring)
+-- Python: check_family, from `if s == -1` on (total, A given). For s >= 0, Int.toNat s = s.
+def checkFamilyWith (q m : Nat) (s dEUqm : Int) (qi : QueryInfo) (mi : MaxInfo) (sc : Scoring)
     (total : Int) (a : List Int) : Bool :=
   if s = -1 then decide (0 < total + sumList a)
   else
-    checkFamilyB (if q < m then 1 else 0) mi.dPV.length total a
-      (termList (eLo sc (qi.ref - Packed.get qi.pmin (Int.toNat s)))
-        (eUp sc (qi.ref - Packed.get qi.pmax (Int.toNat s)))
+    worstPlacementOk total a
+      (terms qi.tLo (eUp sc (qi.ref - Packed.get qi.pmax (Int.toNat s)))
         (Packed.get mi.pmDEV (Int.toNat s) + dEUqm) qi.posE mi.dPV)
+      (if q < m then 1 else 0)
 
--- Python: check_family, from `A = ...` on (total, m_lo, m_hi given)
-def checkFamilyM (q m : Nat) (s dEUqm : Int) (qi : QueryInfo) (mi : MaxInfo) (sc : Scoring)
-    (total mLo mHi : Int) : Bool :=
-  checkFamilyA q m s dEUqm qi mi sc total (termList mLo mHi (mi.dEVmm + dEUqm) qi.posE mi.dPV)
-
--- Python: check_family [checkFamily]: every input of F(q, m, s) is correct.
--- K = len(mi.dPV); the query position K-1 holds q:
--- total = lower_prod(q_e[0] * pe[K-1][0], q_e[1] * pe[K-1][1], dEV_qm + dPV[K-1] + dEU_qm);
--- gap = ref - eqke_qm; m_lo, m_hi = e_lo(gap), e_up(gap).
+-- Python: check_family [checkFamily]: every input of F(q, m, s) is correct
 def checkFamily (q m : Nat) (s eqkeQm dEUqm dEVqm : Int) (qi : QueryInfo) (mi : MaxInfo)
     (sc : Scoring) : Bool :=
   if s = -2 then true
   else
-    checkFamilyM q m s dEUqm qi mi sc
-      (lowerProd (qi.qE.lo * (nthB qi.posE (mi.dPV.length - 1)).lo)
-        (qi.qE.hi * (nthB qi.posE (mi.dPV.length - 1)).hi)
-        (dEVqm + nth mi.dPV (mi.dPV.length - 1) + dEUqm))
-      (eLo sc (qi.ref - eqkeQm)) (eUp sc (qi.ref - eqkeQm))
+    checkFamilyWith q m s dEUqm qi mi sc (queryTerm dEVqm dEUqm qi mi)
+      (maxTerms eqkeQm dEUqm qi mi sc)
 
 /-! ## Context -/
 
@@ -673,71 +710,63 @@ structure Context where
   maxes : List MaxInfo
   scoring : Scoring
 
--- Python: build_context, maxes = [MaxInfo(dEV_cols[m][m], dPV_cols[m],
--- pack(prefix(dEV_cols[m], min), w)) for m in range(d)], walking the columns in lockstep
-def buildMaxes (w : Nat) : Nat -> List (List Int) -> List (List Int) -> Option (List MaxInfo)
-  | m, ev :: evs, pv :: pvs =>
-    match pack (prefixMin ev) w with
-    | none => none
-    | some p =>
-      match buildMaxes w (m + 1) evs pvs with
-      | none => none
-      | some rest => some (MaxInfo.mk (nth ev m) pv p :: rest)
-  | _, _, _ => some []
+-- Python: build_context, maxes = [MaxInfo(dEV_cols[m][m], dPV_cols[m], dPV[-1][m],
+-- pack(prefix(dEV_cols[m], min), w)) for m in range(d)], walking the columns of dEV, the
+-- columns of dPV[:-1] and the row dPV[-1] in lockstep
+def buildMaxes (w : Nat) : Nat -> List (List Int) -> List (List Int) -> List Int -> List MaxInfo
+  | m, ev :: evs, pv :: pvs, x :: xs =>
+    MaxInfo.mk (nth ev m) pv x (pack (prefixMin ev) w) :: buildMaxes w (m + 1) evs pvs xs
+  | _, _, _, _ => []
 
--- Python: build_context, pos_e = [(e_lo(sc, pref - x), e_up(sc, pref - x)) for x in prow]
+-- Python: enclose [enclose]: Bounds(e_lo(gap), e_up(gap))
+def enclose (sc : Scoring) (gap : Int) : Bounds := Bounds.mk (eLo sc gap) (eUp sc gap)
+
+-- Python: query_info, pos_e = [enclose(sc, pref - x) for x in prow[:-1]]
 def posEnc (sc : Scoring) (pref : Int) : List Int -> List Bounds
   | [] => []
-  | x :: xs => Bounds.mk (eLo sc (pref - x)) (eUp sc (pref - x)) :: posEnc sc pref xs
+  | x :: xs => enclose sc (pref - x) :: posEnc sc pref xs
 
--- Python: build_context, QueryInfo(...) for one q, with ref, pref given
--- (gap_q = ref - nth(row, q)); pmax is packed before pmin, as in Python
-def queryInfoWith (sc : Scoring) (w q : Nat) (row prow : List Int) (ref pref : Int) :
-    Option QueryInfo :=
-  match pack (prefixMax row) w with
-  | none => none
-  | some pmax =>
-    match pack (prefixMin row) w with
-    | none => none
-    | some pmin =>
-      some (QueryInfo.mk ref (posEnc sc pref prow)
-        (Bounds.mk (eLo sc (ref - nth row q)) (eUp sc (ref - nth row q))) pmax pmin)
+-- Python: query_info, the QueryInfo built from qe = enclose(ref - row[q]) and
+-- pq = enclose(pref - prow[-1]): q_e = Bounds(qe.lo * pq.lo, qe.hi * pq.hi)
+def queryInfoFrom (sc : Scoring) (row prow : List Int) (pmax : Packed) (ref pref : Int)
+    (qe pq : Bounds) : QueryInfo :=
+  QueryInfo.mk ref (posEnc sc pref (initOf prow)) (Bounds.mk (qe.lo * pq.lo) (qe.hi * pq.hi))
+    (eLo sc (ref - minList row)) pmax
 
--- Python: build_context, one q: ref, pref = max_list(row), max_list(prow)
-def queryInfo (sc : Scoring) (w q : Nat) (row prow : List Int) : Option QueryInfo :=
-  queryInfoWith sc w q row prow (maxList row) (maxList prow)
+-- Python: query_info, after pmax: ref = get(pmax, len(row) - 1) (the row max ends the
+-- prefix max), pref = max_list(prow)
+def queryInfoWith (sc : Scoring) (q : Nat) (row prow : List Int) (pmax : Packed) (ref pref : Int) :
+    QueryInfo :=
+  queryInfoFrom sc row prow pmax ref pref (enclose sc (ref - nth row q))
+    (enclose sc (pref - lastOr 0 prow))
 
--- Python: build_context, the loop `for q in range(d)` over EQKE and EQKP rows in lockstep
+-- Python: query_info [queryInfo], pmax = pack(prefix(row, max), w)
+def queryInfoPacked (sc : Scoring) (q : Nat) (row prow : List Int) (pmax : Packed) : QueryInfo :=
+  queryInfoWith sc q row prow pmax (Packed.get pmax (row.length - 1)) (maxList prow)
+
+-- Python: query_info [queryInfo]
+def queryInfo (sc : Scoring) (w q : Nat) (row prow : List Int) : QueryInfo :=
+  queryInfoPacked sc q row prow (pack (prefixMax row) w)
+
+-- Python: build_context, queries = [query_info(...) for q in range(d)] over the EQKE and
+-- EQKP rows in lockstep
 def buildQueries (sc : Scoring) (w : Nat) :
-    Nat -> List (List Int) -> List (List Int) -> Option (List QueryInfo)
-  | q, row :: rows, prow :: prows =>
-    match queryInfo sc w q row prow with
-    | none => none
-    | some qi =>
-      match buildQueries sc w (q + 1) rows prows with
-      | none => none
-      | some rest => some (qi :: rest)
-  | _, _, _ => some []
+    Nat -> List (List Int) -> List (List Int) -> List QueryInfo
+  | q, row :: rows, prow :: prows => queryInfo sc w q row prow :: buildQueries sc w (q + 1) rows prows
+  | _, _, _ => []
 
 -- Python: build_context, after sc is built (dEV, dPV given)
 def buildContextWith (c : Cert) (tab : Tables) (sc : Scoring) (dEV dPV : List (List Int)) :
-    Option Context :=
-  match buildMaxes c.width 0 (transpose dEV) (transpose dPV) with
-  | none => none
-  | some maxes =>
-    match buildQueries sc c.width 0 tab.eqke tab.eqkp with
-    | none => none
-    | some queries => some (Context.mk tab.eqke (marginRows tab.eupu) dEV queries maxes sc)
+    Context :=
+  Context.mk tab.eqke (marginRows tab.eupu) dEV (buildQueries sc c.width 0 tab.eqke tab.eqkp)
+    (buildMaxes c.width 0 (transpose dEV) (transpose (initOf dPV)) (lastOr [] dPV)) sc
 
 -- Python: build_context [buildContext]; shift = ISQ_FRAC + 4 weight_shift - EXP_RES (>= 55,
--- so the Nat subtraction does not truncate); none = a Reject from pack
-def buildContext (c : Cert) (tab : Tables) : Option Context :=
-  match expTables with
-  | none => none
-  | some et =>
-    buildContextWith c tab
-      (Scoring.mk et (ScoreScale.mk c.isqLo c.isqHi (isqFrac + 4 * c.weightShift - expRes)))
-      (marginRows tab.evou) (marginRows tab.pvou)
+-- so the Nat subtraction does not truncate)
+def buildContext (c : Cert) (tab : Tables) : Context :=
+  buildContextWith c tab
+    (Scoring.mk expTables (ScoreScale.mk c.isqLo c.isqHi (isqFrac + 4 * c.weightShift - expRes)))
+    (marginRows tab.evou) (marginRows tab.pvou)
 
 /-! ## Validation -/
 
@@ -800,6 +829,10 @@ def countRows (c : Cert) (ctx : Context) :
       | some r => some (t + r)
   | _, _, _, _, _, _ => some 0
 
+-- Python: certified_count, the loops over the context's rows from q = 0
+def countWith (c : Cert) (ctx : Context) : Option Nat :=
+  countRows c ctx 0 c.gaps ctx.eqke ctx.dEU ctx.dEV ctx.queries
+
 -- Python: certified_count [certifiedCount]: the number of inputs the witness proves
 -- correct; none = Reject
 def certifiedCount (c : Cert) : Option Nat :=
@@ -807,10 +840,7 @@ def certifiedCount (c : Cert) : Option Nat :=
   else
     match pathTables c with
     | none => none
-    | some tab =>
-      match buildContext c tab with
-      | none => none
-      | some ctx => countRows c ctx 0 c.gaps ctx.eqke ctx.dEU ctx.dEV ctx.queries
+    | some tab => countWith c (buildContext c tab)
 
 -- Python: check [check]: true iff certifiedCount c = some k with n <= k
 def check (c : Cert) (n : Nat) : Bool :=

@@ -362,6 +362,7 @@ def power_table(step: int, n: int, round_up: bool, ops: Ops) -> list[int]:
 
 
 def exp_tables(ops: Ops) -> ExpTables:
+    """The four packed exp tables [expTables]."""
     b_lo, b_up = exp_neg_bounds(1, EXP_RES, EXP_FRAC)  # exp(-1/512)
     e_lo, e_up = exp_neg_bounds(1, 0, EXP_FRAC)  # exp(-1)
     ops.n += 2 * 60  # two Taylor enclosures with 16 squarings each

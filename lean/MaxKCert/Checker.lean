@@ -740,7 +740,7 @@ def queryInfoWith (sc : Scoring) (q : Nat) (row prow : List Int) (pmax : Packed)
   queryInfoFrom sc row prow pmax ref pref (enclose sc (ref - nth row q))
     (enclose sc (pref - lastOr 0 prow))
 
--- Python: query_info [queryInfo], pmax = pack(prefix(row, max), w)
+-- Python: query_info, after pmax = pack(prefix(row, max), w)
 def queryInfoPacked (sc : Scoring) (q : Nat) (row prow : List Int) (pmax : Packed) : QueryInfo :=
   queryInfoWith sc q row prow pmax (Packed.get pmax (row.length - 1)) (maxList prow)
 

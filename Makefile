@@ -34,6 +34,7 @@ report: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py
+	$(PY) benchmarks/kernel_work.py
 
 clean:
 	rm -rf build models results lean/.lake

@@ -471,10 +471,11 @@ def terms(lo: int, hi: int, w0: int, pos_e: list[Bounds], dPV: list[int], ops: O
 def worst_placement_ok(total: int, A: list[int], B: list[int], c_min: int, ops: Ops) -> bool:
     """Q + sum_i B_i + (the c smallest D_i) > 0 for every c >= c_min, D_i = A_i - B_i
     [worstPlacementOk]: some c free positions hold the max token, the others a token
-    <= s, and the c smallest differences are the worst placement. The smallest of these
-    sums over all c lets every position take its worse option: Q + sum_i min(A_i, B_i).
-    When c_min = 1 and every D_i > 0 that takes no max copy, and the worst with one copy
-    adds min_i D_i: so the test is Q + sum_i min(A_i, B_i) + c_min max(0, min_i D_i) > 0.
+    <= s, and the c smallest differences are the worst placement. Over all c, the
+    smallest sum lets every position take its worse option: Q + sum_i min(A_i, B_i).
+    That placement holds no max copy exactly when every D_i > 0; then, if c_min = 1,
+    the worst placement with one copy adds min_i D_i. So the test is
+    Q + sum_i min(A_i, B_i) + c_min max(0, min_i D_i) > 0.
     """
     base = total + sum(min(a, b) for a, b in zip(A, B))
     ops.n += 2 * len(A) + 2

@@ -72,8 +72,8 @@ def _unused_ops(c: Cert, k: Knobs) -> int:
         eupu = mat_prod(Eq, [[x << (2 * c.weight_shift) for x in r] for r in c.W_U], c.width, ops)
         for r in eupu:
             margin_row(r, ops)
-    if k.attention == "row":  # the prefix-max tables of every EQKE row (running max, packing)
-        ops.n += 2 * d * d
+    if k.attention == "row":  # the prefix-max tables (running max, packing), less a row-max pass
+        ops.n += d * d
     elif k.attention == "upper":  # the row minimum and its exp enclosure, per query
         ops.n += d * (d + 6)
     return ops.n

@@ -157,6 +157,25 @@ def test_mirror_count_never_exceeds_exhaustive():
             assert rep.ok and rep.count <= bruteforce(path_tables(w)).correct
 
 
+def test_checker_path_tables_are_the_exact_tables(trained_cert):
+    """The checker's packed, reassociated products (Eq (W_Q (W_K^T EP^T)), EP (W_V (W_O W_U)),
+    Eq (W_U 2^(2 ws))) against `certify.exact`'s rationals, entry by entry."""
+    from fractions import Fraction
+
+    from certify.exact import path_tables
+    cfg, w, cf = trained_cert
+    for weights, cert in ((w, cf.cert), *((v, certificate_for(cfg, v).cert) for v in
+                                          (make_model(cfg, "loud_embedding", 1, 6, 5, 0.5),))):
+        got = checker.path_tables(cert, Ops())
+        want = path_tables(weights)
+        scale = Fraction(1, 2 ** (4 * cert.weight_shift))
+        for name in ("EQKE", "EQKP", "EVOU", "PVOU", "EUPU"):
+            table, exact = getattr(got, name), getattr(want, name)
+            assert (len(table), len(table[0])) == exact.shape, name
+            assert all(table[i][j] * scale == exact.fraction(i, j)
+                       for i in range(len(table)) for j in range(len(table[0]))), name
+
+
 def test_packed_get_matches_the_kernel_shift_formula():
     xs = [0, -1, 5, -(2 ** 20), 2 ** 20 - 1, 7]
     p = pack(xs, 24, Ops())

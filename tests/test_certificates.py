@@ -224,6 +224,20 @@ def test_too_narrow_packing_is_rejected(trained_cert):
     assert not v.ok and "packing width" in v.reason
 
 
+def test_committed_certificates_match_their_summaries():
+    """Each archived certificate re-checks, and its JSON summary (count, checker ops) is
+    what the current checker says of the .lean file: no stale figure is archived."""
+    import json
+    certs = sorted((REPO / "lean" / "MaxKCert" / "Certs").glob("*.lean"))
+    assert certs
+    for path in certs:
+        rep = check_certificate_text(path.read_text())
+        summary = json.loads(path.with_suffix(".json").read_text())
+        assert rep.ok, (path.name, rep.reason)
+        assert (rep.claimed, rep.checker_ops, rep.total) == \
+            (summary["count"], summary["checker_ops"], summary["total"]), path.name
+
+
 def test_golden_certificate():
     w = golden_weights()
     cf = certificate_for(GOLDEN_CFG, w, seed=0)

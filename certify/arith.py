@@ -83,17 +83,45 @@ def exp_neg_bounds(a: int, b: int, frac_bits: int = FRAC_BITS,
     return lo, hi
 
 
+LN2_BITS = 256  # fraction bits of the ln 2 enclosure used to reduce large arguments
+
+
+def ln2_bounds(bits: int = LN2_BITS) -> tuple[int, int]:
+    """(lo, hi) with lo / 2^bits <= ln 2 <= hi / 2^bits, hi - lo small.
+
+    ln 2 = 2 atanh(1/3) = sum_k 2 / ((2k+1) 3^(2k+1)); every term is positive, so a
+    partial sum (each term floored) is a lower bound, and the tail after N terms is at
+    most the geometric bound 2 / ((2N+1) 3^(2N+1)) * 9/8.
+    """
+    one = 1 << (bits + 8)  # 8 guard bits, dropped at the end (floor / ceil)
+    n_terms = bits // 3 + 4  # 3^(2N+1) > 2^(bits+8)
+    lo = sum((2 * one) // ((2 * k + 1) * 3 ** (2 * k + 1)) for k in range(n_terms))
+    tail = ceil_div(2 * one * 9, (2 * n_terms + 1) * 3 ** (2 * n_terms + 1) * 8)
+    hi = lo + n_terms + tail  # + one per floored term
+    return lo >> 8, ceil_div(hi, 1 << 8)
+
+
 def exp_neg_bounds_relative(a: int, b: int, rel_bits: int = 60) -> tuple[int, int, int]:
-    """(lo, hi, F) with lo / 2^F <= exp(-a / 2^b) <= hi / 2^F, relative width ~2^-(rel_bits-16).
+    """(lo, hi, F) with lo / 2^F <= exp(-a / 2^b) <= hi / 2^F and (hi - lo) / lo below
+    about 2^-(rel_bits - 8), for ANY a >= 0 (no underflow: F grows with the argument).
 
     Used for bulk tables in Python (brute force, strategies), where a tiny attention
-    weight must still be known to a relative precision: the fraction bits grow with
-    |x| and the squarings keep |y| <= 2^-10.
+    weight must still be known to a relative precision. Range reduction:
+    x = a / 2^b = n ln 2 + r with n = floor(x / ln2_hi) and r in [0, ln 2 + tiny], so
+    exp(-x) = 2^-n exp(-r); r is enclosed from the ln 2 enclosure and exp(-r) by
+    `exp_neg_bounds` (monotone: exp(-r_hi) <= exp(-r) <= exp(-r_lo)).
     """
-    x_int_bits = max(0, a.bit_length() - b)  # |x| < 2^x_int_bits
-    if x_int_bits > 10:
-        raise OverflowError("exp argument below -1024: outside the range of float64 tables")
-    frac_bits = rel_bits + 2 * (1 << x_int_bits) + 8  # exp(-|x|) >= 2^(-1.45 |x|)
-    squarings = max(EXP_SQUARINGS, x_int_bits + 10)
-    lo, hi = exp_neg_bounds(a, b, frac_bits, squarings, clamp=None)
-    return lo, hi, frac_bits
+    if a < 0 or b < 0:
+        raise ValueError("exp_neg_bounds_relative needs a >= 0 and b >= 0")
+    p = max(LN2_BITS, b)  # fixed point with p fraction bits
+    x_lo = a << (p - b)   # x * 2^p exactly (p >= b)
+    guard = max(0, x_lo.bit_length() - p) + 8  # ln 2 precision must beat n's size
+    l_lo, l_hi = ln2_bounds(p + guard)
+    x_scaled = x_lo << guard  # x * 2^(p + guard)
+    n = x_scaled // l_hi
+    r_lo = x_scaled - n * l_hi  # >= 0, r >= r_lo / 2^(p+guard)
+    r_hi = x_scaled - n * l_lo  # r <= r_hi / 2^(p+guard)
+    frac_bits = rel_bits + 8
+    lo, _ = exp_neg_bounds(r_hi, p + guard, frac_bits, EXP_SQUARINGS, clamp=None)
+    _, hi = exp_neg_bounds(r_lo, p + guard, frac_bits, EXP_SQUARINGS, clamp=None)
+    return lo, hi, frac_bits + n

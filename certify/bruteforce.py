@@ -16,11 +16,16 @@ margin times the softmax normaliser Z = sum_i e_i is
 3. Inputs whose float margin lies within the error bound go to the exact path.
 
 Error bound (a priori, u = 2^-53): the path tables are exact integers rounded once
-to float64; e_i is enclosed rigorously (integer Taylor enclosure, relative width rho).
+to float64; e_i is enclosed rigorously (integer enclosure, relative width rho, stored
+as mantissa times a power of two so that no weight underflows). When some weight lies
+below 2^-960 (attention scores spread by more than about 665), each input is rescaled
+by its own largest weight (an exact power of two: signs are unchanged), so Z~ >= 1/2.
 With B = max|EVOU| + max|PVOU| + max|EUPU|, every float logit obeys
-|L~_j - L_j| <= Z B ((K + 4) u + 1.01 rho), and G~ obeys a bound of the same form
-with 2B. We decide only when the float margin exceeds TAU = 8 B ((4K + 16) u + 2 rho) Z~,
-more than twice any possible error, so every float decision is certain.
+|L~_j - L_j| <= Z B ((K + 4) u + 1.01 rho) + (K + 1)(2B + 1) 2^-1074 (the last term:
+products and rescaled weights that underflow, each off by at most 2^-1075), and G~
+obeys a bound of the same form with 2B. We decide only when the float margin exceeds
+TAU = 8 B ((4K + 16) u + 2 rho) Z~ + 8 (K + 1)(2B + 1) 2^-1074, more than twice any
+possible error, so every float decision is certain.
 
 Exact path: the margin is sum over distinct scores s of e^s * (sum of the exact
 rational coefficients of the positions with that score). The scores are distinct
@@ -67,16 +72,42 @@ class BruteForceResult:
 
 @dataclass(frozen=True)
 class AttentionTable:
-    """e[q, i, t] = exp((score(q, i, t) - c_q) / sqrt(d_head)) enclosed in float64.
+    """e[q, i, t] = exp((score(q, i, t) - c_q) / sqrt(d_head)) enclosed as mant * 2^expo.
 
-    `value` is an upper bound and the true value lies in [value (1 - rho), value].
-    `scores` are the exact integer scores EQKE[q,t] + EQKP[q,i] (scale 2^exp).
+    `mant` (float64 in [0.5, 1]) times 2^`expo` (int) is an upper bound and the true
+    value lies in [upper (1 - rho), upper]. The exponent is kept apart so that no
+    weight ever underflows, however far below the row maximum c_q it lies: a consumer
+    rescales the terms of one input (or one proof family) by its own largest exponent
+    with `scaled`, where only terms 2^-1022 below that input's largest can underflow.
+    `scores` are the exact integer scores EQKE[q,t] + EQKP[q,i] (scale 2^score_exp).
     """
 
-    value: np.ndarray
+    mant: np.ndarray
+    expo: np.ndarray  # int64
     rho: float
     scores: np.ndarray  # object array [q, i, t] of int
     score_exp: int
+
+    @property
+    def value(self) -> np.ndarray:
+        """The upper bounds as plain float64 (entries below 2^-1022 underflow towards 0:
+        use only where `needs_rescaling` is False)."""
+        return np.ldexp(self.mant, self.expo)
+
+    @property
+    def needs_rescaling(self) -> bool:
+        """True when some weight is too small for `value` to hold it as a normal float."""
+        return bool(self.expo.min() < MIN_SAFE_EXPO)
+
+    @staticmethod
+    def scaled(mant: np.ndarray, expo: np.ndarray, top: np.ndarray | int) -> np.ndarray:
+        """mant * 2^(expo - top): exact while the result is normal; below 2^-1022 the
+        rounding error is at most 2^-1075 in absolute value (UNDERFLOW_SLACK covers it)."""
+        return np.ldexp(mant, np.maximum(expo - top, -2000))
+
+
+MIN_SAFE_EXPO = -960  # 2^-960 times any mantissa in [0.5, 1] is a normal float64
+UNDERFLOW_UNIT = 2.0 ** -1074  # bounds the absolute error of one product that underflows
 
 
 def attention_table(tables: PathTables) -> AttentionTable:
@@ -88,9 +119,10 @@ def attention_table(tables: PathTables) -> AttentionTable:
     # x = (s - c_q) 2^e / sqrt(d_head) = -(c_q - s) 2^e / sqrt(d);  a/2^b with
     # a = (c_q - s)^2 * 2^(2e+2w) / d exactly is not an integer, so enclose the
     # square root: sqrt((c_q - s)^2 2^(2e) / d) through integers (exact for d square).
-    value = np.empty(scores.shape)
+    mant = np.empty(scores.shape)
+    expo = np.empty(scores.shape, dtype=np.int64)
     rho = 0.0
-    w = 128  # extra bits for the square-root enclosure of the argument
+    w = max(128, e + 64)  # extra bits for the square-root enclosure of the argument
     for q in range(d_vocab):
         c = max(scores[q].ravel())
         for i in range(n_ctx):
@@ -100,11 +132,17 @@ def attention_table(tables: PathTables) -> AttentionTable:
                 # |x| in [lo_arg, lo_arg + 1] / 2^b, so exp(x) in [exp(-(lo_arg+1)/2^b), exp(-lo_arg/2^b)]
                 _, hi, frac = exp_neg_bounds_relative(lo_arg, b)
                 lo, _, frac_lo = exp_neg_bounds_relative(lo_arg + 1, b)
-                upper, lower = _ceil_float(hi, frac), _floor_float(lo, frac_lo)
-                value[q, i, t] = upper
-                rho = max(rho, (upper - lower) / upper if lower > 0 else 1.0)
-    return AttentionTable(value, max(rho, 2.0 ** -52), scores, e)
+                m_hi, k = _ceil_mantissa(hi, frac)
+                m_lo = _floor_float(lo, frac_lo + k)  # the lower bound / 2^k, in [0.25, 1]
+                mant[q, i, t], expo[q, i, t] = m_hi, k
+                rho = max(rho, (m_hi - m_lo) / m_hi)
+    return AttentionTable(mant, expo, max(rho, 2.0 ** -52), scores, e)
 
+
+def _ceil_mantissa(v: int, frac: int) -> tuple[float, int]:
+    """(m, k) with v / 2^frac <= m 2^k, m a float64 in [0.5, 1] (v > 0)."""
+    k = v.bit_length() - frac
+    return _ceil_float(v, frac + k), k
 
 
 SMALLEST_NORMAL = 2.0 ** -1022
@@ -164,7 +202,7 @@ def float_tables(tables: PathTables) -> FloatTables:
     G = Y - _max_excluding_self(Y)
     u = 2.0 ** -53
     B = float(np.abs(evou).max() + np.abs(pvou).max() + np.abs(eupu).max()) * (1 + 8 * u)
-    flops = att.value.size * 60 + Y.size * 2 + G.size * 4
+    flops = att.mant.size * 60 + Y.size * 2 + G.size * 4
     return FloatTables(att, Y, G, B, flops)
 
 
@@ -183,7 +221,6 @@ def bruteforce(tables: PathTables) -> BruteForceResult:
     total = d_vocab ** n_ctx
     correct = 0
     ambiguous: list[np.ndarray] = []
-    value_flat = att.value.ravel()  # index (q * K + i) * d + t
     G_flat = G.ravel()  # index ((q * K + i) * d + t) * d + m
     # Inputs are enumerated as head (first h tokens, a Python loop) x tail (numpy).
     h = 0
@@ -193,15 +230,33 @@ def bruteforce(tables: PathTables) -> BruteForceResult:
     q = tail[:, -1]
     m_tail = tail.max(axis=1)
     qK = q * n_ctx
-    tail_e = [np.take(value_flat, (qK + i) * d_vocab + tail[:, i - h]) for i in range(h, n_ctx)]
-    tail_g = [((qK + i) * d_vocab + tail[:, i - h]) * d_vocab for i in range(h, n_ctx)]
-    Z_tail = np.sum(tail_e, axis=0)
+    tail_idx = [(qK + i) * d_vocab + tail[:, i - h] for i in range(h, n_ctx)]  # into [q, i, t]
+    tail_g = [idx * d_vocab for idx in tail_idx]
+    rescale = att.needs_rescaling
+    if rescale:  # some weights are below 2^-960: rescale each input by its largest weight
+        mant_flat, expo_flat = att.mant.ravel(), att.expo.ravel()
+        tail_mant = [np.take(mant_flat, idx) for idx in tail_idx]
+        tail_expo = [np.take(expo_flat, idx) for idx in tail_idx]
+    else:
+        value_flat = att.value.ravel()
+        tail_e = [np.take(value_flat, idx) for idx in tail_idx]
+        Z_tail = np.sum(tail_e, axis=0)
+    # an underflowing product or rescaled weight errs by at most 2^-1075 in absolute
+    # value; 2 (K + 1) of them per logit difference, each times at most 2B + 1
+    slack = 8.0 * (n_ctx + 1) * (2 * ft.B + 1) * UNDERFLOW_UNIT
     for head in np.ndindex(*([d_vocab] * h)):
         m = np.maximum(m_tail, max(head)) if h else m_tail
-        es = [att.value[:, i, t][q] for i, t in enumerate(head)] + tail_e
         gidx = [((qK + i) * d_vocab + t) * d_vocab for i, t in enumerate(head)] + tail_g
-        Z = Z_tail + sum(es[:h]) if h else Z_tail
-        tau = tau_factor * Z
+        if rescale:
+            mants = [att.mant[:, i, t][q] for i, t in enumerate(head)] + tail_mant
+            expos = [att.expo[:, i, t][q] for i, t in enumerate(head)] + tail_expo
+            top = np.maximum.reduce(expos)  # the input's largest weight is >= 2^(top-1)
+            es = [AttentionTable.scaled(mt, ex, top) for mt, ex in zip(mants, expos)]
+            Z = np.sum(es, axis=0)
+        else:
+            es = [att.value[:, i, t][q] for i, t in enumerate(head)] + tail_e
+            Z = Z_tail + sum(es[:h]) if h else Z_tail
+        tau = tau_factor * Z + slack
         lb = sum(e_i * np.take(G_flat, g_i + m) for e_i, g_i in zip(es, gidx))
         sure = lb > tau
         flops += lb.size * (3 * n_ctx + 2)

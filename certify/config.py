@@ -27,6 +27,8 @@ class Config:
                 raise ModelError(f"config field {name} must be a positive integer, got {value!r}")
         if self.d_vocab < 2:
             raise ModelError("config field d_vocab must be at least 2")
+        if self.n_ctx < 2:
+            raise ModelError("config field n_ctx (K) must be at least 2: Max-of-1 has nothing to attend to")
 
     def shapes(self) -> dict[str, tuple[int, int]]:
         return {

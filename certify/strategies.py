@@ -31,7 +31,10 @@ e G is within vmax B (2 rho + 10.1 u) of its float value, where vmax is the larg
 any term of the family can carry; the at most 3K float additions, subtractions and
 minima that combine them add at most 3K u (4 K vmax B). The total,
 vmax K B (2 rho + (10.1 + 12 K) u), is below the threshold used,
-vmax K B (2 rho + (32 K + 32) u). Minima and the choice of the c smallest differences
+vmax K B (2 rho + (32 K + 32) u), plus 8 (K + 1)(2B + 1) 2^-1074 for products that
+underflow (each off by at most 2^-1075). When some weight lies below 2^-960, each
+family's weights are first rescaled by the family's largest (an exact power of two,
+which changes no sign), so vmax >= 1/2 and nothing that matters underflows. Minima and the choice of the c smallest differences
 are taken over float values, each within that error of its exact value, so the float
 minimum minus the error bounds the exact minimum from below.
 """
@@ -44,7 +47,7 @@ from typing import Callable
 
 import numpy as np
 
-from .bruteforce import bruteforce, float_tables
+from .bruteforce import UNDERFLOW_UNIT, AttentionTable, bruteforce, float_tables
 from .checker import Cert, check
 from .certificate import cert_from_weights, search_gaps
 from .exact import PathTables, path_tables
@@ -126,21 +129,29 @@ def run_cubic(p: ProofInput) -> ProofResult:
     """The cubic convexity proof (module docstring), decided in float64 with an error bound."""
     t0 = time.perf_counter()
     ft = float_tables(p.tables)
-    v, G = ft.att.value, ft.G  # v[q, i, t], G[q, i, t, m]
+    att, G = ft.att, ft.G  # weights v[q, i, t] = mant 2^expo, G[q, i, t, m]
+    v = None if att.needs_rescaling else att.value
     d, K = p.cfg.d_vocab, p.cfg.n_ctx
     u = 2.0 ** -53
-    kappa = K * ft.B * (2 * ft.att.rho + (32 * K + 32) * u)
+    kappa = K * ft.B * (2 * att.rho + (32 * K + 32) * u)
+    slack = 8.0 * (K + 1) * (2 * ft.B + 1) * UNDERFLOW_UNIT  # products that underflow
     flops = ft.flops
     count = 0
     sets: dict[tuple[int, int], list[int]] = {}
     free = K - 1
     for q in range(d):
         for m in range(q, d):
-            Q = v[q, K - 1, q] * G[q, K - 1, q, m]
-            A = v[q, :free, m] * G[q, :free, m, m]  # [free]
-            b = v[q, :free, :m] * G[q, :free, :m, m]  # [free, m]: tokens t < m
+            if v is None:  # rescale the family by its largest weight (exact powers of 2)
+                top = max(int(att.expo[q, K - 1, q]), int(att.expo[q, :free, : m + 1].max()))
+                vq = AttentionTable.scaled(att.mant[q, K - 1, q], att.expo[q, K - 1, q], top)
+                vf = AttentionTable.scaled(att.mant[q, :free, : m + 1], att.expo[q, :free, : m + 1], top)
+            else:
+                vq, vf = v[q, K - 1, q], v[q, :free, : m + 1]
+            Q = vq * G[q, K - 1, q, m]
+            A = vf[:, m] * G[q, :free, m, m]  # [free]
+            b = vf[:, :m] * G[q, :free, :m, m]  # [free, m]: tokens t < m
             # error bound relative to the largest attention weight any term can carry
-            thr = kappa * max(v[q, K - 1, q], v[q, :free, : m + 1].max())
+            thr = kappa * max(vq, vf.max()) + slack
             flops += 4 + 2 * free + 3 * free * m
             if not Q + A.sum() > thr:  # not even the all-max input
                 continue

@@ -51,3 +51,18 @@ def test_float_enclosures_hold_even_below_the_normal_range(v, frac):
     from certify.bruteforce import _ceil_float, _floor_float
     true = Fraction(v, 2 ** frac)
     assert Fraction(_floor_float(v, frac)) <= true <= Fraction(_ceil_float(v, frac))
+
+
+@pytest.mark.parametrize("scale", [60.0, 200.0, 1e4])
+def test_attention_spreads_beyond_the_float_range_neither_crash_nor_go_exact(scale):
+    """Scores spread by far more than 1024 (W_Q scaled up): weights below 2^-1074
+    relative to the row maximum are rescaled per input, not flushed or raised on."""
+    from certify.strategies import prove_many, strategy_names
+    cfg = Config(7, 3, 8, 8)
+    w, _ = train(cfg, 1, TrainParams(steps=300))
+    w["W_Q"] *= scale
+    truth = forward_count(w, cfg)
+    r = bruteforce(path_tables(w))
+    assert r.correct == truth and r.exact_path_inputs == 0
+    for res in prove_many(cfg, w, strategy_names()):
+        assert res.count <= truth, res.strategy

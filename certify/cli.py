@@ -27,16 +27,32 @@ def log(msg: str) -> None:
 def common_args() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    p.add_argument("--k", type=int, default=4, help="sequence length K (n_ctx), default 4")
-    p.add_argument("--d-vocab", type=int, default=64, help="vocabulary size, default 64")
-    p.add_argument("--d-model", type=int, default=32)
-    p.add_argument("--d-head", type=int, default=32)
-    p.add_argument("--models-dir", type=Path, default=Path("models"), help="model cache (default models/)")
+    p.add_argument("--k", type=int, default=None, help="sequence length K (n_ctx), default 4")
+    p.add_argument("--d-vocab", type=int, default=None, help="vocabulary size, default 64")
+    p.add_argument("--d-model", type=int, default=None, help="default 32")
+    p.add_argument("--d-head", type=int, default=None, help="default 32")
+    p.add_argument("--models-dir", type=Path, default=Path("models"), help="model store (default models/)")
     return p
 
 
+SIZE_OPTIONS = {"k": ("n_ctx", 4), "d_vocab": ("d_vocab", 64), "d_model": ("d_model", 32), "d_head": ("d_head", 32)}
+
+
 def config_of(args: argparse.Namespace) -> Config:
-    return Config(d_vocab=args.d_vocab, n_ctx=args.k, d_model=args.d_model, d_head=args.d_head)
+    """The seed model's config from --k/--d-vocab/--d-model/--d-head (or the defaults)."""
+    return Config(**{field: getattr(args, opt) if getattr(args, opt) is not None else default
+                     for opt, (field, default) in SIZE_OPTIONS.items()})
+
+
+def model_source_args(p: argparse.ArgumentParser) -> None:
+    """--seed N | --model REF (exactly one), and how a model file's architecture is known."""
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--seed", type=seed_arg, help="a seed model (trained, or loaded from the store)")
+    g.add_argument("--model", help="your model: a checkpoint file, or the id or name of an imported model")
+    p.add_argument("--config", type=Path, help="the model's TransformerLens config as JSON (with --model FILE)")
+    p.add_argument("--assume-architecture", action="store_true",
+                   help="no config: state that the model is the plain 1-layer attention-only architecture "
+                        "(recorded in the results and the certificate)")
 
 
 def seed_arg(value: str) -> int:
@@ -52,34 +68,45 @@ def seed_arg(value: str) -> int:
 def cmd_train(args: argparse.Namespace) -> tuple[dict, str]:
     from .store import get_model
     m = get_model(config_of(args), args.seed, args.models_dir, log=log)
-    ex = m.meta.get("exhaustive") or {}
+    loss = m.meta.get("final_loss")  # absent for a model that was not trained here
     out = {"seed": m.seed, "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "path": str(m.stem),
-           "final_loss": m.meta["final_loss"], "sha256": m.meta["sha256"],
-           "accuracy": ex.get("accuracy")}
-    return out, f"seed {m.seed}: {m.stem}.safetensors (loss {m.meta['final_loss']:.3g}, accuracy {ex.get('accuracy')})"
+           "final_loss": loss, "sha256": m.sha256, "accuracy": m.accuracy}
+    loss_text = f"loss {loss:.3g}" if loss is not None else "not trained here: no training loss"
+    return out, f"seed {m.seed}: {m.stem}.safetensors ({loss_text}, accuracy {m.accuracy})"
+
+
+def load_model_arg(args: argparse.Namespace):
+    """The model of --seed or --model (a StoredModel); sizes given with --model must agree."""
+    from .store import get_model, user_model
+    if args.model is None:
+        if args.config is not None or args.assume_architecture:
+            raise CliError("--config and --assume-architecture apply to --model, not to --seed")
+        return get_model(config_of(args), args.seed, args.models_dir, log=log)
+    m = user_model(args.model, args.models_dir, args.config, args.assume_architecture, log=log)
+    for opt, (field, _) in SIZE_OPTIONS.items():
+        given = getattr(args, opt)
+        if given is not None and given != getattr(m.cfg, field):
+            raise CliError(f"--{opt.replace('_', '-')} {given} disagrees with the model ({field} = "
+                           f"{getattr(m.cfg, field)}); the model's own sizes are used, omit the option")
+    for note in m.assumptions:
+        log(f"note: {note}")
+    return m
 
 
 def cmd_bruteforce(args: argparse.Namespace) -> tuple[dict, str]:
     from .bruteforce import bruteforce, check_exhaustive_in_reach
     from .exact import path_tables
-    from .store import get_model
-    cfg = config_of(args)
-    check_exhaustive_in_reach(cfg.d_vocab, cfg.n_ctx)
-    m = get_model(cfg, args.seed, args.models_dir, log=log)
+    if args.model is None:
+        check_exhaustive_in_reach(config_of(args).d_vocab, config_of(args).n_ctx)
+    m = load_model_arg(args)
+    check_exhaustive_in_reach(m.cfg.d_vocab, m.cfg.n_ctx)
     r = bruteforce(path_tables(m.weights))
-    out = {"seed": m.seed, "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "correct": r.correct,
+    out = {**m.identity(), "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "correct": r.correct,
            "total": r.total, "accuracy": r.accuracy, "exact_path_inputs": r.exact_path_inputs,
            "seconds": round(r.seconds, 3)}
-    text = (f"seed {m.seed}: {r.correct} / {r.total} correct = {r.accuracy:.6f} "
+    text = (f"{m.label}: {r.correct} / {r.total} correct = {r.accuracy:.6f} "
             f"(certified; {r.exact_path_inputs} inputs decided exactly; {r.seconds:.2f} s)")
     return out, text
-
-
-def load_for_proof(args: argparse.Namespace):
-    from .store import get_model
-    m = get_model(config_of(args), args.seed, args.models_dir, log=log)
-    accuracy = (m.meta.get("exhaustive") or {}).get("accuracy")
-    return m, accuracy
 
 
 def cmd_strategies(args: argparse.Namespace) -> tuple[dict, str]:
@@ -91,6 +118,8 @@ def cmd_strategies(args: argparse.Namespace) -> tuple[dict, str]:
 
 
 def result_line(r) -> str:
+    if r.error:
+        return f"{r.strategy:<11} FAILED: {r.error}"
     ratio = f"{r.ratio:.4f}" if r.ratio is not None else "-"
     return (f"{r.strategy:<11} {r.count:>10} / {r.total:<10} bound {r.bound:.6f}  ratio {ratio}  "
             f"flops {r.flops:.3g}  checker ops {r.checker_ops:.3g}  {r.seconds:.2f} s "
@@ -100,15 +129,16 @@ def result_line(r) -> str:
 def cmd_prove(args: argparse.Namespace) -> tuple[dict, str]:
     from .strategies import in_reach, prove_many, resolve
     names = resolve(args.strategy)
+    m = load_model_arg(args)
     if args.strategy == "all":
-        names = in_reach(names, config_of(args))
-    m, accuracy = load_for_proof(args)
-    results = prove_many(m.cfg, m.weights, names, accuracy)
-    rows = [{"seed": m.seed, "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, **r.to_dict()} for r in results]
+        names = in_reach(names, m.cfg)
+    results = prove_many(m.cfg, m.weights, names, m.accuracy, on_error="record")
+    rows = [{**m.identity(), "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, **r.to_dict()} for r in results]
     text = "\n".join(result_line(r) for r in results)
+    failed = [r.strategy for r in results if r.error]
     if args.strategy == "all" or len(rows) > 1:
-        return {"seed": m.seed, "results": rows}, text
-    return rows[0], text
+        return {**m.identity(), "results": rows, "ok": not failed, "failed": failed}, text
+    return {**rows[0], "ok": not failed}, text
 
 
 def do_emit(m, strategy: str, lean_dir: Path):
@@ -118,16 +148,34 @@ def do_emit(m, strategy: str, lean_dir: Path):
         raise CliError(f"strategy {strategy!r} has no Lean checker; certificates are emitted for: "
                        f"{', '.join(EMITTABLE)}")
     r = prove(m.cfg, m.weights, strategy)
-    cf = CertificateFile(r.witness, r.count, m.seed, m.meta["sha256"], strategy)
+    cf = CertificateFile(r.witness, r.count, m.seed, m.sha256, strategy, model_name=m.name,
+                         source=m.source, assumptions=m.assumptions)
     return emit(cf, r.checker_ops, lean_dir)
 
 
 def cmd_emit(args: argparse.Namespace) -> tuple[dict, str]:
-    m, _ = load_for_proof(args)
+    m = load_model_arg(args)
     e = do_emit(m, args.strategy, args.lean_dir)
-    out = {"lean_path": str(e.lean_path), "summary_path": str(e.summary_path), "strategy": args.strategy,
-           "count": e.count, "total": e.total, "checker_ops": e.checker_ops, "seed": m.seed}
+    out = {**m.identity(), "lean_path": str(e.lean_path), "summary_path": str(e.summary_path),
+           "strategy": args.strategy, "count": e.count, "total": e.total, "checker_ops": e.checker_ops}
     return out, f"wrote {e.lean_path} and {e.summary_path} ({e.count} / {e.total}, {e.checker_ops} checker ops)"
+
+
+def cmd_import(args: argparse.Namespace) -> tuple[dict, str]:
+    from .importers import import_model
+    from .store import store_imported
+    imp = import_model(Path(args.path), args.config, args.assume_architecture)
+    m = store_imported(args.models_dir, imp.cfg, imp.weights, source=imp.source, fmt=imp.format,
+                       assumptions=imp.assumptions, name=args.name, log=log)
+    out = {**m.identity(), "id": m.sha256, "name": m.name, "format": imp.format, "path": str(m.stem),
+           "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "d_model": m.cfg.d_model, "d_head": m.cfg.d_head,
+           "accuracy": m.accuracy}
+    text = (f"imported {imp.source} ({imp.format}, d_vocab={m.cfg.d_vocab}, K={m.cfg.n_ctx}) as model "
+            f"{m.sha256[:12]}{' (' + m.name + ')' if m.name else ''}; exhaustive accuracy {m.accuracy}\n"
+            f"use it with: certify run --model {m.name or m.sha256[:12]}")
+    for note in m.assumptions:
+        text += f"\nnote: {note}"
+    return out, text
 
 
 def cmd_check(args: argparse.Namespace) -> tuple[dict, str]:
@@ -171,26 +219,30 @@ def lake_build(lean_dir: Path, required: bool) -> dict:
 
 
 def cmd_run(args: argparse.Namespace) -> tuple[dict, str]:
-    """train/load, exhaustive accuracy, every proof, emit, re-check (Python mirror, then lake)."""
+    """load (train or import), exhaustive accuracy, every proof, emit, re-check (mirror, then lake)."""
     from .emit import EMITTABLE, check_certificate_text
     from .strategies import in_reach, prove_many, strategy_names
     if args.strategy not in EMITTABLE:  # say so before minutes of work, not after
         raise CliError(f"strategy {args.strategy!r} has no Lean checker; certificates are emitted for: "
                        f"{', '.join(EMITTABLE)}")
-    m, accuracy = load_for_proof(args)
-    results = prove_many(m.cfg, m.weights, in_reach(strategy_names(), m.cfg), accuracy)
+    m = load_model_arg(args)
+    accuracy = m.accuracy
+    results = prove_many(m.cfg, m.weights, in_reach(strategy_names(), m.cfg), accuracy, on_error="record")
     e = do_emit(m, args.strategy, args.lean_dir)
     rep = check_certificate_text(e.lean_path.read_text(encoding="utf-8"))
     if not rep.ok:
         raise CliError(f"the emitted certificate does not check: {rep.reason}")
     lean = lake_build(args.lean_dir, args.lean == "required")
-    out = {"seed": m.seed, "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "accuracy": accuracy,
+    failed = [r.strategy for r in results if r.error]
+    out = {**m.identity(), "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "accuracy": accuracy,
            "results": [r.to_dict() for r in results], "lean_path": str(e.lean_path),
-           "summary_path": str(e.summary_path), "python_check": rep.ok, **lean}
-    lines = [f"seed {m.seed}, K={m.cfg.n_ctx}, d_vocab={m.cfg.d_vocab}: exhaustive accuracy {accuracy}",
+           "summary_path": str(e.summary_path), "python_check": rep.ok, "ok": not failed, "failed": failed,
+           **lean}
+    lines = [f"{m.label}, K={m.cfg.n_ctx}, d_vocab={m.cfg.d_vocab}: exhaustive accuracy {accuracy}",
              *(result_line(r) for r in results),
              f"certificate ({args.strategy}): {e.lean_path}  claims {e.count} / {e.total}",
-             f"Python mirror check: {'OK' if rep.ok else 'REJECTED'}; Lean: {lean['lean']}"]
+             f"Python mirror check: {'OK' if rep.ok else 'REJECTED'}; Lean: {lean['lean']}",
+             *(f"note: {a}" for a in m.assumptions)]
     return out, "\n".join(lines)
 
 
@@ -202,8 +254,9 @@ def cmd_sweep(args: argparse.Namespace) -> tuple[dict, str]:
     strategies = resolve(args.strategies)
     if args.jobs < 1:
         raise CliError("-j must be at least 1")
-    out = sweep(seeds, strategies, args.out, d_vocab=args.d_vocab, k=args.k, d_model=args.d_model,
-                d_head=args.d_head, models_dir=args.models_dir,
+    cfg = config_of(args)
+    out = sweep(seeds, strategies, args.out, d_vocab=cfg.d_vocab, k=cfg.n_ctx, d_model=cfg.d_model,
+                d_head=cfg.d_head, models_dir=args.models_dir,
                 lean_dir=None if args.no_emit else args.lean_dir, jobs=args.jobs, progress=not args.json)
     return out, (f"{out['rows_written']} rows written ({out['rows_skipped']} already there) to {out['csv']} "
                  f"and {out['jsonl']} in {out['seconds']} s")
@@ -227,25 +280,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", parents=[common], help="train (or load) the model for a seed")
     p.add_argument("--seed", type=seed_arg, required=True)
     p.set_defaults(func=cmd_train)
+    p = sub.add_parser("import", parents=[common], help="check and store your model (TransformerLens)")
+    p.add_argument("path", help="a state dict (.safetensors or .pt) or a checkpoint with its config")
+    p.add_argument("--config", type=Path, help="the TransformerLens config as JSON")
+    p.add_argument("--assume-architecture", action="store_true",
+                   help="no config: state that the model is the plain architecture (recorded)")
+    p.add_argument("--name", help="a name to use with --model")
+    p.set_defaults(func=cmd_import)
     p = sub.add_parser("bruteforce", parents=[common], help="certified exhaustive accuracy")
-    p.add_argument("--seed", type=seed_arg, required=True)
+    model_source_args(p)
     p.set_defaults(func=cmd_bruteforce)
     p = sub.add_parser("strategies", parents=[common], help="list the proof strategies")
     p.set_defaults(func=cmd_strategies)
     p = sub.add_parser("prove", parents=[common], help="run a proof strategy (or all)")
-    p.add_argument("--seed", type=seed_arg, required=True)
+    model_source_args(p)
     p.add_argument("--strategy", default="all", help="a strategy name, a comma list, or 'all'")
     p.set_defaults(func=cmd_prove)
-    p = sub.add_parser("emit", parents=[common], help="write the Lean certificate for a seed")
-    p.add_argument("--seed", type=seed_arg, required=True)
+    p = sub.add_parser("emit", parents=[common], help="write the Lean certificate for a model")
+    model_source_args(p)
     p.add_argument("--strategy", default="subcubic")
     p.add_argument("--lean-dir", type=Path, default=default_lean_dir(), help="the Lake project (default lean/)")
     p.set_defaults(func=cmd_emit)
     p = sub.add_parser("check", parents=[common], help="re-check a .lean certificate (no torch needed)")
     p.add_argument("path")
     p.set_defaults(func=cmd_check)
-    p = sub.add_parser("run", parents=[common], help="everything for one seed (what `make certify` runs)")
-    p.add_argument("--seed", type=seed_arg, required=True)
+    p = sub.add_parser("run", parents=[common], help="everything for one model (what `make certify` runs)")
+    model_source_args(p)
     p.add_argument("--strategy", default="subcubic", help="the strategy whose certificate is emitted")
     p.add_argument("--lean", choices=["optional", "required"], default="optional",
                    help="'required' makes a missing lake an error")
@@ -271,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "models_dir", None) is not None and args.command != "check":
+            from .store import check_models_dir
+            check_models_dir(args.models_dir)
         out, text = args.func(args)
     except (CliError, ModelError, ValueError, OSError, ArithmeticError, RuntimeError) as err:
         msg = str(err) or type(err).__name__

@@ -39,8 +39,17 @@ def _env() -> jinja2.Environment:
                               keep_trailing_newline=True, autoescape=False)
 
 
-def module_name(d_vocab: int, n_ctx: int, d_model: int, d_head: int, seed: int) -> str:
-    return f"V{d_vocab}K{n_ctx}M{d_model}H{d_head}Seed{seed}"
+def module_label(seed: int | None, model_name: str | None) -> str:
+    """'Seed123' for a seed model; 'Model' plus the name's letters and digits for a user's."""
+    if seed is not None:
+        return f"Seed{seed}"
+    return "Model" + re.sub(r"[^A-Za-z0-9]", "", model_name or "")[:40]
+
+
+def module_name(d_vocab: int, n_ctx: int, d_model: int, d_head: int, label: str, sha256: str) -> str:
+    """The Lean module: sizes, the model's label, and the weights' digest (8 hex digits),
+    so that two models never share a file (the archive is append-only)."""
+    return f"V{d_vocab}K{n_ctx}M{d_model}H{d_head}{label}_{sha256[:8]}"
 
 
 @dataclass(frozen=True)
@@ -48,14 +57,18 @@ class CertificateFile:
     """Everything a certificate file says."""
     cert: Cert
     count: int
-    seed: int
+    seed: int | None
     sha256: str
     strategy: str
+    model_name: str | None = None  # a user model's name (None for seed models)
+    source: str | None = None  # the file a user model was imported from
+    assumptions: tuple[str, ...] = ()  # e.g. an architecture assumed without a config
 
     @property
     def module(self) -> str:
         c = self.cert
-        return module_name(c.d_vocab, c.n_ctx, c.d_model, c.d_head, self.seed)
+        return module_name(c.d_vocab, c.n_ctx, c.d_model, c.d_head, module_label(self.seed, self.model_name),
+                           self.sha256)
 
     @property
     def total(self) -> int:
@@ -66,7 +79,8 @@ def render_certificate(cf: CertificateFile) -> str:
     c = cf.cert
     matrices = [(LEAN_FIELDS[n], getattr(c, n)) for n in WEIGHT_NAMES]
     return _env().get_template("certificate.lean.j2").render(
-        version=__version__, c=c, seed=cf.seed, sha256=cf.sha256, strategy=cf.strategy,
+        version=__version__, c=c, seed="none" if cf.seed is None else cf.seed, model_name=cf.model_name or "-",
+        source=cf.source or "-", assumptions=cf.assumptions, sha256=cf.sha256, strategy=cf.strategy,
         count=cf.count, total=cf.total, module=cf.module, matrices=matrices)
 
 
@@ -87,10 +101,22 @@ def _field_text(text: str, name: str) -> str:
 
 
 def _header(text: str, key: str) -> str:
-    m = re.search(rf"^{key}: (\S+)$", text, re.MULTILINE)
+    m = re.search(rf"^{key}: (\S+)$", _header_block(text), re.MULTILINE)
     if not m:
         raise CertificateError(f"certificate header has no '{key}:' line")
     return m.group(1)
+
+
+def _header_line(text: str, key: str) -> str:
+    """A header value that may hold spaces (a file or model name); '-' when absent."""
+    m = re.search(rf"^{key}: (.+)$", _header_block(text), re.MULTILINE)
+    return m.group(1) if m else "-"
+
+
+def _header_block(text: str) -> str:
+    """The leading comment, where the header lines live (nothing after it counts)."""
+    end = text.find("-/")
+    return text[:end] if text.startswith("/-") and end > 0 else ""
 
 
 def parse_certificate(text: str) -> CertificateFile:
@@ -104,7 +130,11 @@ def parse_certificate(text: str) -> CertificateFile:
                           text, re.MULTILINE)
         if not claim:
             raise CertificateError("no `theorem cert : _root_.MaxKCert.check data N = true := by decide +kernel` line")
-        seed, sha, strategy = int(_header(text, "seed")), _header(text, "weights_sha256"), _header(text, "strategy")
+        seed_text, sha, strategy = _header(text, "seed"), _header(text, "weights_sha256"), _header(text, "strategy")
+        seed = None if seed_text == "none" else int(seed_text)
+        model_name = _header_line(text, "model")
+        source = _header_line(text, "source")
+        assumptions = tuple(re.findall(r"^assumption: (.+)$", _header_block(text), re.MULTILINE))
     except (ValueError, json.JSONDecodeError) as err:
         raise CertificateError(f"malformed certificate: {err}") from None
     for name, value in [*mats.items(), ("gaps", gaps)]:
@@ -114,7 +144,8 @@ def parse_certificate(text: str) -> CertificateFile:
     cert = Cert(ints["dVocab"], ints["nCtx"], ints["dModel"], ints["dHead"], ints["weightShift"],
                 *(mats[n] for n in WEIGHT_NAMES), width=ints["width"], isq_lo=ints["isqLo"],
                 isq_hi=ints["isqHi"], gaps=gaps)
-    cf = CertificateFile(cert, int(claim.group(1)), seed, sha, strategy)
+    cf = CertificateFile(cert, int(claim.group(1)), seed, sha, strategy, model_name=None if model_name == "-" else model_name,
+                         source=None if source == "-" else source, assumptions=assumptions)
     if _code(render_certificate(cf)) != _code(text):
         raise CertificateError("the file's Lean code is not the canonical rendering of its own content "
                                "(edited by hand or by another tool version?); refusing to check it")
@@ -180,15 +211,28 @@ def emit(cf: CertificateFile, checker_ops: int, lean_dir: Path = LEAN_DIR) -> Em
     certs = lean_dir / "MaxKCert" / "Certs"
     lean_path, summary_path = certs / f"{cf.module}.lean", certs / f"{cf.module}.json"
     c = cf.cert
-    summary = {"seed": cf.seed, "config": {"d_vocab": c.d_vocab, "n_ctx": c.n_ctx, "d_model": c.d_model,
+    summary = {"seed": cf.seed, "model": cf.model_name, "source": cf.source,
+               "assumptions": list(cf.assumptions), "config": {"d_vocab": c.d_vocab, "n_ctx": c.n_ctx, "d_model": c.d_model,
                                            "d_head": c.d_head},
                "weights_sha256": cf.sha256, "strategy": cf.strategy, "count": cf.count, "total": cf.total,
                "bound": cf.count / cf.total, "checker_ops": checker_ops, "toolchain": TOOLCHAIN,
                "module": f"MaxKCert.Certs.{cf.module}", "certify_version": __version__}
+    refuse_other_weights(lean_path, cf.sha256)
     write_if_changed(lean_path, render_certificate(cf))
     write_if_changed(summary_path, json.dumps(summary, indent=2, sort_keys=True) + "\n")
     refresh_index(lean_dir)
     return Emitted(lean_path, summary_path, cf.count, cf.total, checker_ops)
+
+
+def refuse_other_weights(lean_path: Path, sha256: str) -> None:
+    """The archive is append-only: never replace a certificate about other weights."""
+    if not lean_path.exists():
+        return
+    m = re.search(r"^weights_sha256: (\S+)$", lean_path.read_text(encoding="utf-8"), re.MULTILINE)
+    if m is None or m.group(1) != sha256:
+        raise CertificateError(f"{lean_path} already holds a certificate for weights "
+                               f"{m.group(1) if m else '(unreadable)'}, not {sha256}; refusing to replace it "
+                               "(move it away if you mean to)")
 
 
 def refresh_index(lean_dir: Path = LEAN_DIR) -> None:

@@ -3,7 +3,7 @@
 No LayerNorm, no biases, learned positional embedding, causal attention scaled by
 1/sqrt(d_head). The prediction is the argmax of the logits at the LAST position and
 the label is max(tokens). Weight names follow TransformerLens, with the single head's
-axis dropped: W_E [d_vocab, d_model], W_pos [n_ctx, d_model], W_Q/W_K/W_V
+axis dropped (`certify.importers` reads TransformerLens checkpoints): W_E [d_vocab, d_model], W_pos [n_ctx, d_model], W_Q/W_K/W_V
 [d_model, d_head], W_O [d_head, d_model], W_U [d_model, d_vocab].
 """
 
@@ -16,7 +16,7 @@ import torch
 from .config import WEIGHT_NAMES, Config, ModelError  # torch-free, re-exported here
 
 __all__ = ["WEIGHT_NAMES", "Config", "ModelError", "Weights", "validate_weights", "init_weights",
-           "forward_logits", "all_forward_logits", "from_transformer_lens"]
+           "forward_logits", "all_forward_logits"]
 
 Weights = dict[str, torch.Tensor]
 
@@ -80,39 +80,3 @@ def all_forward_logits(weights: Weights, tokens: torch.Tensor) -> torch.Tensor:
     mask = torch.ones(n, n, dtype=torch.bool).tril()
     scores = scores.masked_fill(~mask, float("-inf"))
     return (resid + (torch.softmax(scores, dim=-1) @ v) @ weights["W_O"]) @ weights["W_U"]
-
-
-def from_transformer_lens(state_dict: dict[str, torch.Tensor]) -> tuple[Config, Weights]:
-    """Import a TransformerLens state dict of this architecture (1 layer, 1 head).
-
-    Biases must be exactly zero: the path decomposition and every proof assume them.
-    """
-    def get(key: str) -> torch.Tensor:
-        if key not in state_dict:
-            raise ModelError(f"TransformerLens checkpoint has no '{key}'")
-        t = state_dict[key]
-        if not isinstance(t, torch.Tensor):
-            raise ModelError(f"'{key}' is not a tensor")
-        return t.detach().to("cpu")
-
-    layer_keys = {k.split(".")[1] for k in state_dict if k.startswith("blocks.")}
-    if layer_keys != {"0"}:
-        raise ModelError(f"expected exactly one layer (blocks.0), found blocks {sorted(layer_keys)}")
-    if any(".mlp." in k or k.startswith("ln") or ".ln" in k for k in state_dict):
-        raise ModelError("checkpoint has an MLP or LayerNorm; only attention-only, no-LayerNorm models are supported")
-    for key, t in state_dict.items():
-        if key.split(".")[-1].startswith("b_") and isinstance(t, torch.Tensor):
-            if not bool((t == 0).all()):
-                raise ModelError(f"bias '{key}' is not zero; the Max-of-K proofs assume zero biases")
-    heads = {}
-    for name in ("W_Q", "W_K", "W_V", "W_O"):
-        t = get(f"blocks.0.attn.{name}")
-        if t.dim() != 3 or t.shape[0] != 1:
-            raise ModelError(f"blocks.0.attn.{name}: expected shape [1, ...] (one head), got {list(t.shape)}")
-        heads[name] = t[0]
-    weights = {"W_E": get("embed.W_E"), "W_pos": get("pos_embed.W_pos"), **heads, "W_U": get("unembed.W_U")}
-    weights = {k: v.to(torch.float32) if v.dtype == torch.float32 else v for k, v in weights.items()}
-    d_vocab, d_model = weights["W_E"].shape
-    cfg = Config(d_vocab=int(d_vocab), n_ctx=int(weights["W_pos"].shape[0]), d_model=int(d_model),
-                 d_head=int(weights["W_Q"].shape[1]))
-    return cfg, validate_weights(cfg, {k: v.contiguous() for k, v in weights.items()})

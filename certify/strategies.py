@@ -68,6 +68,7 @@ class ProofResult:
     search_seconds: float
     accuracy: float | None = None
     witness: object = field(default=None, repr=False)
+    error: str | None = None  # set when the strategy failed on this model (count 0 then)
 
     @property
     def bound(self) -> float:
@@ -82,7 +83,8 @@ class ProofResult:
                 "bound": self.bound, "accuracy": self.accuracy, "ratio": self.ratio,
                 "flops": self.flops, "checker_ops": self.checker_ops,
                 "unexplained_dimension": self.unexplained_dimension,
-                "seconds": round(self.seconds, 4), "search_seconds": round(self.search_seconds, 4)}
+                "seconds": round(self.seconds, 4), "search_seconds": round(self.search_seconds, 4),
+                "error": self.error}
 
 
 @dataclass
@@ -208,10 +210,23 @@ def resolve(names: str) -> list[str]:
 
 
 def prove_many(cfg: Config, weights: Weights, strategies: list[str],
-               accuracy: float | None = None) -> list[ProofResult]:
-    """Several strategies on one model, sharing the exact tables and the transcription."""
+               accuracy: float | None = None, on_error: str = "raise") -> list[ProofResult]:
+    """Several strategies on one model, sharing the exact tables and the transcription.
+
+    on_error="record": a strategy that raises becomes a result with `error` set (and
+    count 0, a trivially true bound), so one failure does not lose the others.
+    """
     p = ProofInput(cfg, weights, path_tables(weights), accuracy)
-    return [STRATEGIES[name](p) for name in strategies]
+    results = []
+    for name in strategies:
+        try:
+            results.append(STRATEGIES[name](p))
+        except Exception as err:  # noqa: BLE001 - recorded per strategy, re-raised on request
+            if on_error == "raise":
+                raise
+            results.append(ProofResult(name, 0, cfg.d_vocab ** cfg.n_ctx, 0, 0, 0, 0.0, 0.0, accuracy=accuracy,
+                                       error=f"{type(err).__name__}: {err}"))
+    return results
 
 
 def prove(cfg: Config, weights: Weights, strategy: str, accuracy: float | None = None) -> ProofResult:

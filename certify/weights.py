@@ -62,22 +62,3 @@ def load_model(stem: Path) -> tuple[Config, Weights, dict]:
         raise ModelError(f"{st_path}: sha256 {digest[:12]}... does not match the sidecar's "
                          f"{str(sidecar['sha256'])[:12]}...; the file was changed or corrupted")
     return cfg, weights, sidecar
-
-
-def load_transformer_lens_checkpoint(path: Path) -> tuple[Config, Weights]:
-    """A TransformerLens state dict saved by torch.save or as safetensors (no pickle code runs)."""
-    from .model import from_transformer_lens
-
-    if not path.is_file():
-        raise ModelError(f"{path}: file not found")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load
-            state = load(path.read_bytes())
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any loader failure is a bad file
-        raise ModelError(f"{path}: cannot read checkpoint ({type(err).__name__}: {err})") from None
-    if not isinstance(state, dict):
-        raise ModelError(f"{path}: expected a state dict, got {type(state).__name__}")
-    return from_transformer_lens(state)

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from certify.model import Config, ModelError, from_transformer_lens, validate_weights
+from certify.model import Config, ModelError, validate_weights
 from certify.train import TrainParams, train
-from certify.weights import load_model, load_transformer_lens_checkpoint, save_model, weights_sha256
+from certify.weights import load_model, save_model, weights_sha256
 from helpers import random_model
 
 SMALL = Config(d_vocab=6, n_ctx=3, d_model=8, d_head=4)
@@ -80,47 +80,6 @@ def test_nan_weights_rejected_on_save_and_load(tmp_path):
     (tmp_path / "m.safetensors").write_bytes(save(w))
     with pytest.raises(ModelError, match="W_V: contains NaN or infinite"):
         load_model(tmp_path / "m")
-
-
-def tl_state(w, bias=0.0):
-    d_model, d_head = w["W_Q"].shape
-    return {
-        "embed.W_E": w["W_E"], "pos_embed.W_pos": w["W_pos"],
-        "blocks.0.attn.W_Q": w["W_Q"][None], "blocks.0.attn.W_K": w["W_K"][None],
-        "blocks.0.attn.W_V": w["W_V"][None], "blocks.0.attn.W_O": w["W_O"][None],
-        "blocks.0.attn.b_Q": torch.zeros(1, d_head), "blocks.0.attn.b_K": torch.zeros(1, d_head),
-        "blocks.0.attn.b_V": torch.zeros(1, d_head), "blocks.0.attn.b_O": torch.full((d_model,), bias),
-        "unembed.W_U": w["W_U"], "unembed.b_U": torch.zeros(w["W_U"].shape[1]),
-    }
-
-
-def test_transformer_lens_import(tmp_path):
-    w = random_model(SMALL, 3)
-    torch.save(tl_state(w), tmp_path / "tl.pt")
-    cfg, w2 = load_transformer_lens_checkpoint(tmp_path / "tl.pt")
-    assert cfg == SMALL
-    assert all(torch.equal(w[k], w2[k]) for k in w)
-
-
-def test_transformer_lens_nonzero_bias_rejected():
-    with pytest.raises(ModelError, match="bias 'blocks.0.attn.b_O' is not zero"):
-        from_transformer_lens(tl_state(random_model(SMALL, 3), bias=0.5))
-
-
-def test_transformer_lens_two_heads_rejected():
-    st = tl_state(random_model(SMALL, 3))
-    st["blocks.0.attn.W_Q"] = torch.zeros(2, 8, 4)
-    with pytest.raises(ModelError, match="one head"):
-        from_transformer_lens(st)
-
-
-def test_transformer_lens_pickle_is_not_executed(tmp_path):
-    class Evil:
-        def __reduce__(self):
-            return (print, ("executed!",))
-    torch.save({"x": Evil()}, tmp_path / "evil.pt")
-    with pytest.raises(ModelError, match="cannot read checkpoint"):
-        load_transformer_lens_checkpoint(tmp_path / "evil.pt")
 
 
 def test_bad_config_rejected():

@@ -1,0 +1,361 @@
+"""Import a user's Max-of-K model: TransformerLens 3.x state dicts (HookedTransformer),
+TransformerLens 4.x TransformerBridge state dicts, and checkpoints holding both the
+state dict and the config.
+
+A certificate must be about the user's model, not an approximation of it. A state
+dict alone cannot say whether the forward pass normalizes, caps, rescales or adds
+positions differently, so the architecture is read from the model's configuration and
+every option the proofs do not model is refused by name (`check_architecture`).
+Without a configuration the import is refused unless the caller says the architecture
+is assumed; that assumption is then carried into every result and certificate.
+
+Weights become exact float32 values: float16 and bfloat16 convert exactly; float64 is
+accepted only when every entry already is a float32 value; nothing is rounded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from .model import WEIGHT_NAMES, Config, ModelError, Weights, validate_weights
+
+# --- the architecture the proofs model, field by field --------------------------------
+#
+# `REQUIRED`: field -> (predicate on the value, what the proofs need). Any other value
+# changes the forward pass of a 1-layer attention-only model in a way the proofs do not
+# model. `IRRELEVANT`: fields that cannot change the logits of the LAST position of
+# such a model once its weights are given (names, devices, initialisation, hooks,
+# tokenizer, options of parts this architecture does not have). Any field in neither
+# table is refused: an option we have not classified could change the forward pass.
+
+
+def _is(expected: Any) -> Callable[[Any], bool]:
+    return lambda v: v == expected
+
+
+def _off(v: Any) -> bool:
+    return v in (None, False, 0, "None", "none", "false", "False")
+
+
+def _soft_cap_off(v: Any) -> bool:
+    try:
+        return v is None or float(v) <= 0  # TransformerLens applies a cap only when > 0
+    except (TypeError, ValueError):
+        return False
+
+
+REQUIRED: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "n_layers": (_is(1), "exactly 1 layer"),
+    "n_heads": (_is(1), "exactly 1 attention head"),
+    "attn_only": (_is(True), "attention only (no MLP)"),
+    "normalization_type": (_off, "no normalization (None)"),
+    "positional_embedding_type": (_is("standard"), "learned absolute positions ('standard')"),
+    "use_attn_scale": (_is(True), "attention scores divided by sqrt(d_head)"),
+    "attn_scores_soft_cap": (_soft_cap_off, "no soft cap on attention scores"),
+    "output_logits_soft_cap": (_soft_cap_off, "no soft cap on the logits"),
+    "use_local_attn": (_off, "global attention (no local window)"),
+    "final_rms": (_off, "no final RMSNorm"),
+    "post_embedding_ln": (_off, "no LayerNorm after the embedding"),
+    "use_normalization_before_and_after": (_off, "no extra normalization"),
+    "use_qk_norm": (_off, "no query/key normalization"),
+    "parallel_attn_mlp": (_off, "no parallel MLP"),
+    "load_in_4bit": (_off, "unquantized weights"),
+    "n_key_value_heads": (lambda v: v in (None, 1), "one key/value head"),
+    "attention_dir": (lambda v: v in ("causal", "bidirectional"),
+                      "causal or bidirectional attention (the last position sees every token either way)"),
+    "attn_types": (lambda v: v is None or v == ["global"] or v == "['global']", "global attention"),
+    "scale_attn_by_inverse_layer_idx": (lambda v: True, "any (one layer: the factor is 1)"),
+}
+
+IRRELEVANT = frozenset({
+    # names, bookkeeping, devices, dtype (the weights are given; dtype is rounding only)
+    "model_name", "original_architecture", "from_checkpoint", "checkpoint_index", "checkpoint_label_type",
+    "checkpoint_value", "n_params", "device", "n_devices", "dtype", "seed", "trust_remote_code",
+    # initialisation (the weights are given)
+    "init_mode", "initializer_range", "init_weights",
+    # tokenizer and inputs (we feed token ids)
+    "tokenizer_name", "default_prepend_bos", "tokenizer_prepends_bos", "decoder_start_token_id",
+    "tie_word_embeddings",
+    # hooks and caching switches: they expose activations, they do not change them
+    "use_attn_result", "use_split_qkv_input", "use_hook_mlp_in", "use_attn_in", "use_hook_tokens",
+    "ungroup_grouped_query_attention",
+    # parts this architecture does not have (guarded by REQUIRED: attn_only, no norm, standard positions)
+    "d_mlp", "act_fn", "gated_mlp", "num_experts", "experts_per_token", "eps", "window_size",
+    "rotary_dim", "rotary_base", "rotary_adjacent_pairs", "use_NTK_by_parts_rope",
+    "NTK_by_parts_low_freq_factor", "NTK_by_parts_high_freq_factor", "NTK_by_parts_factor",
+    "NTK_original_ctx_len", "relative_attention_max_distance", "relative_attention_num_buckets",
+    # checked against the weights separately
+    "d_model", "d_head", "d_vocab", "d_vocab_out", "n_ctx", "attn_scale",
+})
+
+
+# --- reading files --------------------------------------------------------------------
+
+STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
+CONFIG_KEYS = ("config", "cfg")
+
+
+def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
+    """(state dict, config or None) from safetensors or a torch file (weights_only)."""
+    if not path.is_file():
+        raise ModelError(f"{path}: file not found")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load
+        try:
+            return load(path.read_bytes()), None
+        except (SafetensorError, ValueError, RuntimeError, OverflowError) as err:
+            raise ModelError(f"{path}: corrupted or truncated safetensors file ({err})") from None
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any loader failure is a bad file; no pickle code runs
+        text = str(err)
+        if "Weights only load failed" in text or "weights_only" in text:
+            raise ModelError(f"{path}: this file holds pickled Python objects (a whole model?), which are "
+                             "never loaded (they could run code). Save the weights instead: "
+                             "torch.save(model.state_dict(), 'model.pt') or safetensors") from None
+        raise ModelError(f"{path}: cannot read checkpoint ({type(err).__name__}: {text.splitlines()[0][:200]}); "
+                         "truncated or not a torch file?") from None
+    if not isinstance(obj, dict):
+        raise ModelError(f"{path}: expected a state dict, got {type(obj).__name__}; save model.state_dict()")
+    nested = [k for k in STATE_DICT_KEYS if isinstance(obj.get(k), dict)]
+    if nested:
+        config = next((obj[k] for k in CONFIG_KEYS if isinstance(obj.get(k), dict)), None)
+        return obj[nested[0]], config
+    return obj, None
+
+
+def read_config(path: Path) -> dict:
+    if not path.is_file():
+        raise ModelError(f"{path}: config file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelError(f"{path}: config is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: config must be a JSON object (HookedTransformerConfig.to_dict())")
+    return data
+
+
+def strip_prefix(state: dict[str, Any], prefix: str = "model.") -> dict[str, Any]:
+    """Drop a common key prefix such as 'model.' (checkpoints of wrapped modules)."""
+    if state and all(k.startswith(prefix) for k in state):
+        return {k[len(prefix):]: v for k, v in state.items()}
+    return state
+
+
+# --- dtypes ---------------------------------------------------------------------------
+
+def to_exact_float32(name: str, t: Any) -> torch.Tensor:
+    """float32 as is; float16/bfloat16 exactly; float64 only if every entry is a float32."""
+    if not isinstance(t, torch.Tensor):
+        raise ModelError(f"'{name}' is not a tensor (got {type(t).__name__})")
+    t = t.detach().to("cpu")
+    if t.dtype == torch.float32:
+        return t.contiguous()
+    if t.dtype in (torch.float16, torch.bfloat16):
+        return t.to(torch.float32).contiguous()  # every float16/bfloat16 value is a float32 value
+    if t.dtype == torch.float64:
+        as32 = t.to(torch.float32)
+        same = torch.equal(as32.to(torch.float64), t) | bool(torch.isnan(t).any())
+        if not same:
+            raise ModelError(f"'{name}' is float64 with values that are not float32 values; certify "
+                             "works with exact float32 weights and never rounds silently: convert the "
+                             "model to float32 yourself (model.float()) if that is the model you mean")
+        return as32.contiguous()
+    raise ModelError(f"'{name}' has dtype {t.dtype}; expected float32 (or float16/bfloat16/exact float64)")
+
+
+# --- formats --------------------------------------------------------------------------
+
+def _nonzero_biases(state: dict[str, Any], is_bias: Callable[[str], bool]) -> list[str]:
+    return sorted(k for k, t in state.items()
+                  if is_bias(k) and isinstance(t, torch.Tensor) and t.is_floating_point() and bool((t != 0).any()))
+
+
+def _layer_ids(state: dict[str, Any]) -> set[str]:
+    return {k.split(".")[1] for k in state if k.startswith("blocks.") and k.count(".") >= 2}
+
+
+def weights_from_tl3(state: dict[str, Any]) -> Weights:
+    """HookedTransformer: embed.W_E [d_vocab, d_model], pos_embed.W_pos [n_ctx, d_model],
+    blocks.0.attn.W_Q/W_K/W_V [1, d_model, d_head], W_O [1, d_head, d_model], unembed.W_U
+    [d_model, d_vocab]; biases b_Q, b_K, b_V [1, d_head], b_O [d_model], b_U [d_vocab]."""
+    out: Weights = {}
+    for name, key in (("W_E", "embed.W_E"), ("W_pos", "pos_embed.W_pos"), ("W_U", "unembed.W_U")):
+        out[name] = _get(state, key)
+    for name in ("W_Q", "W_K", "W_V", "W_O"):
+        t = _get(state, f"blocks.0.attn.{name}")
+        if t.dim() != 3 or t.shape[0] != 1:
+            raise ModelError(f"blocks.0.attn.{name}: expected shape [1, ...] (one head), got {list(t.shape)}")
+        out[name] = t[0]
+    return out
+
+
+def _get(state: dict[str, Any], key: str) -> torch.Tensor:
+    if key not in state:
+        raise ModelError(f"the state dict has no '{key}'")
+    return to_exact_float32(key, state[key])
+
+
+@dataclass(frozen=True)
+class Format:
+    """A state-dict layout: how to recognise it, read the weights, find biases and extras."""
+    name: str
+    marker: str  # a key only this format has
+    weights: Callable[[dict[str, Any]], Weights]
+    is_bias: Callable[[str], bool]
+    known: Callable[[str], bool]  # keys this format may hold besides the weights (buffers, biases)
+
+
+def _tl3_known(k: str) -> bool:
+    last = k.split(".")[-1]
+    return last.startswith("b_") or last in ("IGNORE", "mask") or k in (
+        "embed.W_E", "pos_embed.W_pos", "unembed.W_U",
+        "blocks.0.attn.W_Q", "blocks.0.attn.W_K", "blocks.0.attn.W_V", "blocks.0.attn.W_O")
+
+
+FORMATS: list[Format] = [
+    Format("transformer-lens-3", "embed.W_E", weights_from_tl3,
+           lambda k: k.split(".")[-1].startswith("b_"), _tl3_known),
+]
+
+
+def detect_format(state: dict[str, Any]) -> Format:
+    for fmt in FORMATS:
+        if fmt.marker in state:
+            return fmt
+    sample = ", ".join(sorted(state)[:6]) or "(no keys)"
+    raise ModelError(f"unrecognised state dict (keys: {sample}, ...); expected a TransformerLens 3.x "
+                     "HookedTransformer state dict ('embed.W_E', 'blocks.0.attn.W_Q', ...) or a "
+                     "TransformerLens 4.x TransformerBridge state dict ('embed.weight', "
+                     "'blocks.0.attn.q.weight', ...)")
+
+
+# --- the architecture -----------------------------------------------------------------
+
+def check_architecture(config: dict, cfg: Config) -> None:
+    """Refuse, naming each field and value, every option the proofs do not model."""
+    problems = []
+    for key, (ok, need) in REQUIRED.items():
+        if key in config and not ok(config[key]):
+            problems.append(f"{key}={config[key]!r} (the proofs need {need})")
+    for key, value in [("n_layers", 1), ("n_heads", 1)]:
+        if key not in config:
+            problems.append(f"{key} is missing (the proofs need {value})")
+    unknown = sorted(k for k in config if k not in REQUIRED and k not in IRRELEVANT)
+    if unknown:
+        problems.append("unknown option(s) " + ", ".join(f"{k}={config[k]!r}" for k in unknown)
+                        + " (not known to leave the forward pass unchanged; remove them from the config "
+                        "only if you know they do)")
+    dims = {"d_vocab": cfg.d_vocab, "n_ctx": cfg.n_ctx, "d_model": cfg.d_model, "d_head": cfg.d_head}
+    for key, actual in dims.items():
+        if key in config and _as_int(config[key]) != actual:
+            problems.append(f"{key}={config[key]!r} disagrees with the weights ({actual})")
+        if key not in config:
+            problems.append(f"{key} is missing")
+    out = config.get("d_vocab_out", -1)
+    if out not in (None, -1) and _as_int(out) != cfg.d_vocab:
+        problems.append(f"d_vocab_out={out!r} differs from d_vocab={cfg.d_vocab} (Max-of-K predicts a token)")
+    if config.get("use_attn_scale", True) is True and "attn_scale" in config:
+        scale = _as_float(config["attn_scale"])
+        if scale is None or not math.isclose(scale, math.sqrt(cfg.d_head), rel_tol=1e-12):
+            problems.append(f"attn_scale={config['attn_scale']!r} is not sqrt(d_head)={math.sqrt(cfg.d_head)!r} "
+                            "(the proofs divide attention scores by exactly sqrt(d_head))")
+    if problems:
+        raise ModelError("unsupported architecture: " + "; ".join(problems))
+
+
+def _as_int(v: Any) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_float(v: Any) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
+# --- the whole import -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ImportedModel:
+    cfg: Config
+    weights: Weights
+    source: str  # the file's name
+    format: str
+    assumptions: tuple[str, ...] = field(default=())
+
+
+ASSUMED = "architecture assumed, not checked: no TransformerLens config was given (--assume-architecture)"
+
+
+def import_model(path: Path, config_path: Path | None = None, assume_architecture: bool = False) -> ImportedModel:
+    """Read, check and convert a user's checkpoint into exact float32 weights."""
+    state, embedded_config = read_checkpoint(path)
+    config = read_config(config_path) if config_path else None
+    if config is not None and embedded_config is not None and config != embedded_config:
+        raise ModelError(f"{path}: the checkpoint holds a config that differs from {config_path}; give one")
+    config = config if config is not None else embedded_config
+    state = strip_prefix(dict(state))
+    fmt = detect_format(state)
+    config = normalize_config(config, fmt) if config is not None else None
+    biases = _nonzero_biases(state, fmt.is_bias)
+    if biases:
+        raise ModelError(f"non-zero biases: {', '.join(biases)}; the Max-of-K proofs assume zero biases")
+    layers = _layer_ids(state)
+    if layers != {"0"}:
+        raise ModelError(f"expected exactly one layer (blocks.0), found blocks {sorted(layers)}")
+    extra = sorted(k for k in state if not fmt.known(k))
+    if extra:
+        raise ModelError(f"the state dict has parameters the proofs do not model: {', '.join(extra[:8])}"
+                         + (" ..." if len(extra) > 8 else "") + " (an MLP or a normalization layer?)")
+    weights = fmt.weights(state)
+    cfg = config_from_weights(weights)
+    validate_weights(cfg, weights)
+    assumptions: tuple[str, ...] = ()
+    if config is not None:
+        check_architecture(config, cfg)
+    elif assume_architecture:
+        assumptions = (ASSUMED,)
+    else:
+        raise ModelError(f"{path}: no model config: the state dict alone cannot show the architecture "
+                         "(normalization, attention scale, soft caps, positions). Pass --config CONFIG.json "
+                         "(json.dump(model.cfg.to_dict(), f, default=str)), or --assume-architecture to "
+                         "state that it is the plain 1-layer attention-only architecture (recorded in the "
+                         "results and the certificate)")
+    return ImportedModel(cfg, weights, safe_file_name(path.name), fmt.name, assumptions)
+
+
+def safe_file_name(name: str) -> str:
+    """The source file's name as recorded in results and certificate headers: letters,
+    digits and . _ + - only (a header line cannot then end a Lean comment or a line)."""
+    return re.sub(r"[^A-Za-z0-9._+-]", "_", name)[:120] or "_"
+
+
+def normalize_config(config: dict, fmt: Format) -> dict:
+    """The config with the fields `check_architecture` reads (per-format adapters)."""
+    return dict(config)
+
+
+def config_from_weights(weights: Weights) -> Config:
+    for name in WEIGHT_NAMES:
+        if weights[name].dim() != 2:
+            raise ModelError(f"{name}: expected a matrix, got shape {list(weights[name].shape)}")
+    d_vocab, d_model = weights["W_E"].shape
+    return Config(d_vocab=int(d_vocab), n_ctx=int(weights["W_pos"].shape[0]), d_model=int(d_model),
+                  d_head=int(weights["W_Q"].shape[1]))
+
+
+assert set(WEIGHT_NAMES) == {"W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_U"}

@@ -51,6 +51,10 @@ def _soft_cap_off(v: Any) -> bool:
         return False
 
 
+def _attn_scale_ok(v: Any) -> bool:
+    return True  # checked against sqrt(d_head) in check_architecture (it needs d_head)
+
+
 REQUIRED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "n_layers": (_is(1), "exactly 1 layer"),
     "n_heads": (_is(1), "exactly 1 attention head"),
@@ -58,41 +62,58 @@ REQUIRED: dict[str, tuple[Callable[[Any], bool], str]] = {
     "normalization_type": (_off, "no normalization (None)"),
     "positional_embedding_type": (_is("standard"), "learned absolute positions ('standard')"),
     "use_attn_scale": (_is(True), "attention scores divided by sqrt(d_head)"),
+    "attn_scale": (_attn_scale_ok, "sqrt(d_head)"),
     "attn_scores_soft_cap": (_soft_cap_off, "no soft cap on attention scores"),
     "output_logits_soft_cap": (_soft_cap_off, "no soft cap on the logits"),
     "use_local_attn": (_off, "global attention (no local window)"),
-    "final_rms": (_off, "no final RMSNorm"),
+    "final_rms": (_off, "no final RMSNorm (4.x adds one even without normalization_type)"),
     "post_embedding_ln": (_off, "no LayerNorm after the embedding"),
-    "use_normalization_before_and_after": (_off, "no extra normalization"),
     "use_qk_norm": (_off, "no query/key normalization"),
+    "clip_qkv": (_off, "no clipping of queries, keys and values"),
+    "use_logn_attn": (_off, "no log-n attention scaling"),
+    "use_attention_sinks": (_off, "no attention sinks"),
     "parallel_attn_mlp": (_off, "no parallel MLP"),
     "load_in_4bit": (_off, "unquantized weights"),
-    "n_key_value_heads": (lambda v: v in (None, 1), "one key/value head"),
-    "attention_dir": (lambda v: v in ("causal", "bidirectional"),
-                      "causal or bidirectional attention (the last position sees every token either way)"),
-    "attn_types": (lambda v: v is None or v == ["global"] or v == "['global']", "global attention"),
-    "scale_attn_by_inverse_layer_idx": (lambda v: True, "any (one layer: the factor is 1)"),
+    "n_key_value_heads": (_off, "plain attention (n_key_value_heads None; 3.x switches to grouped-query keys)"),
+    "per_layer_head_dim": (_off, "one head size"),
+    "per_layer_num_key_value_heads": (_off, "plain attention"),
+    # the last position attends to every token either way, and only its logits count
+    # (measured with TransformerLens 3.9 and 4.3: last-position logits differ by <= 1e-14)
+    "attention_dir": (lambda v: v in ("causal", "bidirectional"), "'causal' or 'bidirectional'"),
+    "original_architecture": (lambda v: v is None or "olmo" not in str(v).lower(),
+                              "not an OLMo architecture (those add query/key norms)"),
+    "architecture": (lambda v: v in (None, "TransformerLensNative"), "TransformerLensNative (4.x native model)"),
 }
 
 IRRELEVANT = frozenset({
     # names, bookkeeping, devices, dtype (the weights are given; dtype is rounding only)
-    "model_name", "original_architecture", "from_checkpoint", "checkpoint_index", "checkpoint_label_type",
-    "checkpoint_value", "n_params", "device", "n_devices", "dtype", "seed", "trust_remote_code",
+    "model_name", "from_checkpoint", "checkpoint_index", "checkpoint_label_type", "checkpoint_value",
+    "n_params", "device", "n_devices", "dtype", "seed", "trust_remote_code", "quantization_method",
+    "layer_norm_folding",
     # initialisation (the weights are given)
     "init_mode", "initializer_range", "init_weights",
-    # tokenizer and inputs (we feed token ids)
-    "tokenizer_name", "default_prepend_bos", "tokenizer_prepends_bos", "decoder_start_token_id",
-    "tie_word_embeddings",
+    # tokenizer and inputs (we feed token ids); modality flags
+    "tokenizer_name", "default_prepend_bos", "tokenizer_prepends_bos", "tokenizer_appends_eos",
+    "default_padding_side", "decoder_start_token_id", "tie_word_embeddings", "is_audio_model",
+    "is_visual_model", "is_stateful", "is_multimodal", "vision_hidden_size", "vision_num_layers",
+    "vision_num_heads", "mm_tokens_per_image", "attn_implementation", "split_attention_weights",
     # hooks and caching switches: they expose activations, they do not change them
     "use_attn_result", "use_split_qkv_input", "use_hook_mlp_in", "use_attn_in", "use_hook_tokens",
     "ungroup_grouped_query_attention",
-    # parts this architecture does not have (guarded by REQUIRED: attn_only, no norm, standard positions)
-    "d_mlp", "act_fn", "gated_mlp", "num_experts", "experts_per_token", "eps", "window_size",
-    "rotary_dim", "rotary_base", "rotary_adjacent_pairs", "use_NTK_by_parts_rope",
+    # one layer: the factor (layer index + 1) is 1
+    "scale_attn_by_inverse_layer_idx",
+    # parts this architecture does not have (REQUIRED guarantees: attn_only, no norm, standard positions)
+    "d_mlp", "act_fn", "gated_mlp", "num_experts", "experts_per_token", "norm_topk_prob", "eps",
+    "uses_rms_norm", "rmsnorm_uses_offset", "use_normalization_before_and_after", "window_size",
+    "attn_types", "train_seq_length", "scale_embedding",
+    "rotary_dim", "rotary_base", "rotary_base_local", "rotary_scaling_factor", "rotary_adjacent_pairs",
+    "qk_norm_after_rope", "rotary_interleaved_cos_sin", "use_dynamic_ntk_rope", "use_NTK_by_parts_rope",
     "NTK_by_parts_low_freq_factor", "NTK_by_parts_high_freq_factor", "NTK_by_parts_factor",
-    "NTK_original_ctx_len", "relative_attention_max_distance", "relative_attention_num_buckets",
+    "NTK_original_ctx_len", "use_yarn_rope", "yarn_factor", "yarn_attention_factor", "yarn_beta_fast",
+    "yarn_beta_slow", "yarn_original_max_position_embeddings", "yarn_truncate", "yarn_global_attn_only",
+    "relative_attention_max_distance", "relative_attention_num_buckets",
     # checked against the weights separately
-    "d_model", "d_head", "d_vocab", "d_vocab_out", "n_ctx", "attn_scale",
+    "d_model", "d_head", "d_vocab", "d_vocab_out", "n_ctx",
 })
 
 
@@ -222,9 +243,26 @@ def _tl3_known(k: str) -> bool:
         "blocks.0.attn.W_Q", "blocks.0.attn.W_K", "blocks.0.attn.W_V", "blocks.0.attn.W_O")
 
 
+def weights_from_tl4(state: dict[str, Any]) -> Weights:
+    """TransformerBridge (4.x): nn.Linear layouts [out, in] with heads concatenated
+    head-major (row h*d_head + j); one head, so W_Q = q.weight^T, W_O = o.weight^T,
+    W_U = unembed.weight^T (TransformerLens' own convert_tl_checkpoint, inverted; checked
+    against the bridge's float64 forward pass, see tests/fixtures/transformer_lens)."""
+    out: Weights = {"W_E": _get(state, "embed.weight"), "W_pos": _get(state, "pos_embed.weight"),
+                    "W_U": _get(state, "unembed.weight").T}
+    for name, key in (("W_Q", "q"), ("W_K", "k"), ("W_V", "v"), ("W_O", "o")):
+        out[name] = _get(state, f"blocks.0.attn.{key}.weight").T
+    return {k: v.contiguous() for k, v in out.items()}
+
+
+TL4_KEYS = frozenset({"embed.weight", "pos_embed.weight", "unembed.weight", "unembed.bias",
+                      *(f"blocks.0.attn.{p}.{kind}" for p in "qkvo" for kind in ("weight", "bias"))})
+
 FORMATS: list[Format] = [
     Format("transformer-lens-3", "embed.W_E", weights_from_tl3,
            lambda k: k.split(".")[-1].startswith("b_"), _tl3_known),
+    Format("transformer-lens-4-bridge", "embed.weight", weights_from_tl4,
+           lambda k: k.endswith(".bias"), lambda k: k in TL4_KEYS),
 ]
 
 
@@ -243,6 +281,13 @@ def detect_format(state: dict[str, Any]) -> Format:
 
 def check_architecture(config: dict, cfg: Config) -> None:
     """Refuse, naming each field and value, every option the proofs do not model."""
+    check_options(config)
+    check_sizes(config, cfg)
+
+
+def check_options(config: dict) -> None:
+    """The options of the forward pass (before the weights are read: the config names
+    the reason for a refusal better than an unexpected key does)."""
     problems = []
     for key, (ok, need) in REQUIRED.items():
         if key in config and not ok(config[key]):
@@ -255,6 +300,13 @@ def check_architecture(config: dict, cfg: Config) -> None:
         problems.append("unknown option(s) " + ", ".join(f"{k}={config[k]!r}" for k in unknown)
                         + " (not known to leave the forward pass unchanged; remove them from the config "
                         "only if you know they do)")
+    if problems:
+        raise ModelError("unsupported architecture: " + "; ".join(problems))
+
+
+def check_sizes(config: dict, cfg: Config) -> None:
+    """The config's sizes, output vocabulary and attention scale against the weights."""
+    problems = []
     dims = {"d_vocab": cfg.d_vocab, "n_ctx": cfg.n_ctx, "d_model": cfg.d_model, "d_head": cfg.d_head}
     for key, actual in dims.items():
         if key in config and _as_int(config[key]) != actual:
@@ -265,8 +317,8 @@ def check_architecture(config: dict, cfg: Config) -> None:
     if out not in (None, -1) and _as_int(out) != cfg.d_vocab:
         problems.append(f"d_vocab_out={out!r} differs from d_vocab={cfg.d_vocab} (Max-of-K predicts a token)")
     if config.get("use_attn_scale", True) is True and "attn_scale" in config:
-        scale = _as_float(config["attn_scale"])
-        if scale is None or not math.isclose(scale, math.sqrt(cfg.d_head), rel_tol=1e-12):
+        scale = _as_float(config["attn_scale"])  # -1.0: TransformerLens' "use sqrt(d_head)"
+        if scale != -1.0 and (scale is None or not math.isclose(scale, math.sqrt(cfg.d_head), rel_tol=1e-12)):
             problems.append(f"attn_scale={config['attn_scale']!r} is not sqrt(d_head)={math.sqrt(cfg.d_head)!r} "
                             "(the proofs divide attention scores by exactly sqrt(d_head))")
     if problems:
@@ -310,31 +362,30 @@ def import_model(path: Path, config_path: Path | None = None, assume_architectur
     config = config if config is not None else embedded_config
     state = strip_prefix(dict(state))
     fmt = detect_format(state)
-    config = normalize_config(config, fmt) if config is not None else None
-    biases = _nonzero_biases(state, fmt.is_bias)
-    if biases:
-        raise ModelError(f"non-zero biases: {', '.join(biases)}; the Max-of-K proofs assume zero biases")
+    if config is not None:
+        check_options(config)
+    elif not assume_architecture:
+        raise ModelError(f"{path}: no model config: the state dict alone cannot show the architecture "
+                         "(normalization, attention scale, soft caps, positions). Pass --config CONFIG.json "
+                         "(json.dump(model.cfg.to_dict(), f, default=str)), or --assume-architecture to "
+                         "state that it is the plain 1-layer attention-only architecture (recorded in the "
+                         "results and the certificate)")
     layers = _layer_ids(state)
     if layers != {"0"}:
         raise ModelError(f"expected exactly one layer (blocks.0), found blocks {sorted(layers)}")
     extra = sorted(k for k in state if not fmt.known(k))
     if extra:
         raise ModelError(f"the state dict has parameters the proofs do not model: {', '.join(extra[:8])}"
-                         + (" ..." if len(extra) > 8 else "") + " (an MLP or a normalization layer?)")
-    weights = fmt.weights(state)
+                         + (" ..." if len(extra) > 8 else "") + " (an MLP, a normalization or rotary positions?)")
+    weights = fmt.weights(state)  # exact float32, or a message naming the tensor
+    biases = _nonzero_biases(state, fmt.is_bias)
+    if biases:
+        raise ModelError(f"non-zero biases: {', '.join(biases)}; the Max-of-K proofs assume zero biases")
     cfg = config_from_weights(weights)
-    validate_weights(cfg, weights)
-    assumptions: tuple[str, ...] = ()
     if config is not None:
-        check_architecture(config, cfg)
-    elif assume_architecture:
-        assumptions = (ASSUMED,)
-    else:
-        raise ModelError(f"{path}: no model config: the state dict alone cannot show the architecture "
-                         "(normalization, attention scale, soft caps, positions). Pass --config CONFIG.json "
-                         "(json.dump(model.cfg.to_dict(), f, default=str)), or --assume-architecture to "
-                         "state that it is the plain 1-layer attention-only architecture (recorded in the "
-                         "results and the certificate)")
+        check_sizes(config, cfg)
+    validate_weights(cfg, weights)
+    assumptions = () if config is not None else (ASSUMED,)
     return ImportedModel(cfg, weights, safe_file_name(path.name), fmt.name, assumptions)
 
 
@@ -342,11 +393,6 @@ def safe_file_name(name: str) -> str:
     """The source file's name as recorded in results and certificate headers: letters,
     digits and . _ + - only (a header line cannot then end a Lean comment or a line)."""
     return re.sub(r"[^A-Za-z0-9._+-]", "_", name)[:120] or "_"
-
-
-def normalize_config(config: dict, fmt: Format) -> dict:
-    """The config with the fields `check_architecture` reads (per-format adapters)."""
-    return dict(config)
 
 
 def config_from_weights(weights: Weights) -> Config:

@@ -109,3 +109,102 @@ def test_check_needs_no_torch(tmp_path):
                           text=True, env={**__import__("os").environ, "PYTHONPATH": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["ok"] is True
+
+
+@pytest.fixture(scope="module")
+def user_checkpoint(tmp_path_factory):
+    """A TransformerLens-3-shaped checkpoint and config of a briefly trained small model."""
+    import torch
+    from certify.model import Config
+    from certify.train import TrainParams, train
+    from test_import import tl_config, tl_state
+    cfg = Config(6, 3, 8, 8)
+    w, _ = train(cfg, 11, TrainParams(steps=300))
+    d = tmp_path_factory.mktemp("user")
+    torch.save(tl_state(w), d / "my model.pt")
+    (d / "config.json").write_text(json.dumps(tl_config(cfg), default=str))
+    return d / "my model.pt", d / "config.json", w, cfg
+
+
+def test_user_model_file_id_and_name(user_checkpoint, tmp_path):
+    from helpers import forward_count
+    ckpt, config, w, cfg = user_checkpoint
+    store = tmp_path / "models"
+    store.mkdir()
+    rc, out, err = run("bruteforce", "--model", str(ckpt), "--config", str(config), "--models-dir", str(store),
+                       "--json")
+    assert rc == 0, err
+    by_file = json.loads(out)
+    for key in ("seed", "model", "k", "d_vocab", "correct", "total", "accuracy", "exact_path_inputs", "seconds"):
+        assert key in by_file
+    assert by_file["seed"] is None and by_file["correct"] == forward_count(w, cfg)
+    assert by_file["source"] == "my_model.pt" and by_file["assumptions"] == []
+    rc, out, err = run("import", str(ckpt), "--config", str(config), "--name", "toy", "--models-dir", str(store),
+                       "--json")
+    assert rc == 0, err
+    model_id = json.loads(out)["id"]
+    for ref in ("toy", model_id[:10]):
+        rc, out, err = run("bruteforce", "--model", ref, "--models-dir", str(store), "--json")
+        assert rc == 0, err
+        assert json.loads(out)["correct"] == by_file["correct"]
+    rc, out, err = run("emit", "--model", "toy", "--models-dir", str(store), "--lean-dir", str(tmp_path / "lean"),
+                       "--json")
+    assert rc == 0, err
+    lean_path = json.loads(out)["lean_path"]
+    assert lean_path.endswith(f"V6K3M8H8Modeltoy_{model_id[:8]}.lean")
+    text = open(lean_path).read()
+    assert "seed: none\nmodel: toy\nsource: my_model.pt\n" in text and f"weights_sha256: {model_id}" in text
+    rc, out, _ = run("check", lean_path, "--json")
+    assert rc == 0 and json.loads(out)["ok"] is True
+
+
+def test_user_model_errors(user_checkpoint, tmp_path):
+    ckpt, config, _, _ = user_checkpoint
+    store = tmp_path / "models"
+    store.mkdir()
+    cases = [
+        (["bruteforce", "--model", str(ckpt)], "no model config"),
+        (["bruteforce", "--model", "nosuchmodel"], "no such file, and no imported model"),
+        (["bruteforce", "--model", str(ckpt), "--seed", "3"], "not allowed with argument"),
+        (["prove", "--model", str(ckpt), "--config", str(config), "--k", "4"], "--k 4 disagrees with the model"),
+        (["bruteforce", "--seed", "3", "--config", str(config)], "apply to --model"),
+    ]
+    for args, needle in cases:
+        rc, out, err = run(*args, "--models-dir", str(store))
+        assert rc == 2 and needle in err, (args, err)
+    rc, out, err = run("bruteforce", "--seed", "3", "--models-dir", str(tmp_path / "typo"))
+    assert rc == 2 and "no such directory" in err
+
+
+def test_assumed_architecture_is_recorded(user_checkpoint, tmp_path):
+    ckpt, _, _, _ = user_checkpoint
+    store = tmp_path / "models"
+    store.mkdir()
+    rc, out, err = run("run", "--model", str(ckpt), "--assume-architecture", "--models-dir", str(store),
+                       "--lean-dir", str(tmp_path / "lean"), "--json")
+    assert rc == 0, err
+    obj = json.loads(out)
+    assert obj["assumptions"] and "assumed" in obj["assumptions"][0] and "note: architecture assumed" in err
+    text = open(obj["lean_path"]).read()
+    assert "\nassumption: architecture assumed, not checked" in text.split("-/")[0]
+    assert json.loads(open(obj["summary_path"]).read())["assumptions"] == obj["assumptions"]
+
+
+def test_train_on_an_imported_model_file_has_no_loss(models, tmp_path):
+    """`certify train` on a stored model that was not trained here does not crash."""
+    import shutil
+    from certify.store import model_stem
+    from certify.model import Config
+    store = tmp_path / "models"
+    src = model_stem(__import__("pathlib").Path(models), Config(6, 3, 8, 8), 3)
+    rc, _, err = run("train", "--seed", "3", *SMALL, "--models-dir", models)
+    assert rc == 0, err
+    dst = model_stem(store, Config(6, 3, 8, 8), 3)
+    dst.parent.mkdir(parents=True)
+    shutil.copy(src.with_suffix(".safetensors"), dst.with_suffix(".safetensors"))
+    meta = json.loads(src.with_suffix(".json").read_text())
+    meta.pop("final_loss")
+    dst.with_suffix(".json").write_text(json.dumps(meta))
+    rc, out, err = run("train", "--seed", "3", *SMALL, "--models-dir", str(store), "--json")
+    assert rc == 0, err
+    assert json.loads(out)["final_loss"] is None

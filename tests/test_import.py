@@ -109,7 +109,7 @@ def test_every_unmodelled_option_is_refused_by_name(field, value):
 def test_the_plain_config_passes_and_irrelevant_options_may_vary():
     check_architecture(tl_config(), SMALL)
     check_architecture(tl_config(model_name="x", seed=5, device="cuda", dtype="torch.float16",
-                                 attention_dir="bidirectional", n_key_value_heads=1), SMALL)
+                                 attention_dir="bidirectional", use_hook_tokens=True), SMALL)
 
 
 def test_all_nonzero_biases_are_named(tmp_path):

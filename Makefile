@@ -1,6 +1,10 @@
 # make certify SEED=n [K=4] [STRATEGY=...] [LEAN=required]  - the main job
+# make certify MODEL=path CONFIG=path                        - the same for your own model
 # make test                                                  - the test suite (what CI runs)
-PY ?= python3
+#
+# Python: inside an active virtual environment (VIRTUAL_ENV or CONDA_PREFIX) its python
+# is used; otherwise a project-local .venv is created (a stock Debian/Ubuntu python3
+# refuses system-wide pip installs, PEP 668). PY=... overrides both.
 SEED ?= 123
 K ?= 4
 D_VOCAB ?= 64
@@ -8,11 +12,34 @@ STRATEGY ?= subcubic
 LEAN ?= optional
 SEEDS ?= paper151
 JOBS ?= 2
-STAMP := build/.deps-installed
+VENV ?= .venv
+MODEL ?=
+CONFIG ?=
+
+ifneq ($(origin PY),undefined)
+  PY_SETUP :=
+else ifneq ($(VIRTUAL_ENV)$(CONDA_PREFIX),)
+  PY := python
+  PY_SETUP :=
+else
+  PY := $(VENV)/bin/python
+  PY_SETUP := $(VENV)/bin/python
+endif
+STAMP := build/.deps-installed-$(subst /,_,$(PY))
+
+ifneq ($(MODEL),)
+  MODEL_ARGS := --model $(MODEL) $(if $(CONFIG),--config $(CONFIG))
+else
+  MODEL_ARGS := --seed $(SEED) --k $(K) --d-vocab $(D_VOCAB)
+endif
 
 .PHONY: certify test bench sweep report deps clean
 
-$(STAMP): pyproject.toml
+$(VENV)/bin/python:
+	@python3 -c "import venv, ensurepip" 2>/dev/null || { echo "make: python3 cannot create a virtual environment: install the venv module (Debian/Ubuntu: sudo apt install python3-venv), or activate an environment of your own, then run make again" >&2; exit 1; }
+	python3 -m venv $(VENV)
+
+$(STAMP): pyproject.toml $(PY_SETUP)
 	@mkdir -p build
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test]'
@@ -21,7 +48,7 @@ $(STAMP): pyproject.toml
 deps: $(STAMP)
 
 certify: $(STAMP)
-	$(PY) -m certify run --seed $(SEED) --k $(K) --d-vocab $(D_VOCAB) --strategy $(STRATEGY) --lean $(LEAN)
+	$(PY) -m certify run $(MODEL_ARGS) --strategy $(STRATEGY) --lean $(LEAN)
 
 test: $(STAMP)
 	$(PY) -m pytest -q

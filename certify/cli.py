@@ -9,11 +9,27 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 from .config import Config, ModelError
+
+
+# Training bits depend on the CPU code paths torch takes (ATen's vectorised kernels and
+# MKL's dispatch). Pinning them before torch is imported makes new training repeatable
+# across machines that honour the pins (x86 with MKL); ARM takes other paths still.
+# Canonical shipped weights (certify/shipped/) are the reliable fix; see the README.
+CPU_PINS = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
+
+
+def pin_cpu_code_paths() -> None:
+    """Set CPU_PINS in the environment (child processes inherit them), unless
+    CERTIFY_CPU_PINS=off, or torch is already imported (then they could not apply)."""
+    if os.environ.get("CERTIFY_CPU_PINS", "on") == "off" or "torch" in sys.modules:
+        return
+    os.environ.update(CPU_PINS)
 
 
 class CliError(Exception):
@@ -66,10 +82,19 @@ def seed_arg(value: str) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> tuple[dict, str]:
-    from .store import get_model
-    m = get_model(config_of(args), args.seed, args.models_dir, log=log)
+    from .store import get_model, retrain_against_shipped, shipped_model
+    cfg = config_of(args)
+    if shipped_model(cfg, args.seed) is not None:
+        r = retrain_against_shipped(cfg, args.seed, log=log)
+        verdict = ("bit-identical to the shipped model" if r["identical"] else
+                   f"DIFFERENT from the shipped model (local {r['local_sha256'][:12]}, shipped "
+                   f"{r['shipped_sha256'][:12]}): this machine takes other CPU code paths; every command "
+                   "uses the shipped model")
+        return ({"seed": args.seed, "k": cfg.n_ctx, "d_vocab": cfg.d_vocab, "shipped": True, **r},
+                f"seed {args.seed}: trained here, {verdict}")
+    m = get_model(cfg, args.seed, args.models_dir, log=log)
     loss = m.meta.get("final_loss")  # absent for a model that was not trained here
-    out = {"seed": m.seed, "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "path": str(m.stem),
+    out = {"seed": m.seed, "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "path": str(m.stem), "shipped": False,
            "final_loss": loss, "sha256": m.sha256, "accuracy": m.accuracy}
     loss_text = f"loss {loss:.3g}" if loss is not None else "not trained here: no training loss"
     return out, f"seed {m.seed}: {m.stem}.safetensors ({loss_text}, accuracy {m.accuracy})"
@@ -328,6 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    pin_cpu_code_paths()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

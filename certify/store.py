@@ -12,11 +12,15 @@ from pathlib import Path
 from .bruteforce import BruteForceResult, bruteforce
 from .exact import path_tables
 from .model import Config, ModelError, Weights
-from .train import TrainParams, train
+from .train import TrainParams, train, training_environment
 from .weights import load_model, save_model, weights_sha256
 
 BRUTEFORCE_LIMIT = 1 << 26  # exhaustive accuracy only where d_vocab^K is at most this
 DEFAULT_MODELS_DIR = Path("models")
+# Canonical weights shipped with the package: the 151 paper seeds (Max-of-4, d_vocab 64)
+# and, under archive/, the model behind every committed certificate. Every machine
+# certifies these, whatever bits its own training would give.
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 IMPORTED = "imported"
 
 
@@ -93,7 +97,10 @@ def check_models_dir(models_dir: Path) -> None:
 
 def get_model(cfg: Config, seed: int, models_dir: Path, params: TrainParams = TrainParams(),
               log=lambda msg: print(msg, file=sys.stderr)) -> StoredModel:
-    """Load the cached model or train it (and record its exhaustive accuracy)."""
+    """The shipped model, else the cached one, else train it (and record its accuracy)."""
+    shipped = shipped_model(cfg, seed)
+    if shipped is not None:
+        return shipped
     stem = model_stem(models_dir, cfg, seed)
     if stem.with_suffix(".json").exists() and stem.with_suffix(".safetensors").exists():
         loaded_cfg, weights, meta = load_model(stem)
@@ -103,9 +110,42 @@ def get_model(cfg: Config, seed: int, models_dir: Path, params: TrainParams = Tr
     log(f"training seed {seed} ({cfg.d_vocab=}, K={cfg.n_ctx}, {params.steps} steps)...")
     weights, loss = train(cfg, seed, params)
     meta = {"seed": seed, "training": params.to_dict(), "final_loss": loss,
-            "exhaustive": exhaustive_meta(cfg, weights)}
+            "trained_with": training_environment(), "exhaustive": exhaustive_meta(cfg, weights)}
     save_model(stem, cfg, weights, meta)
     return StoredModel(cfg, seed, weights, load_model(stem)[2], stem)
+
+
+def shipped_model(cfg: Config, seed: int) -> StoredModel | None:
+    stem = model_stem(SHIPPED_DIR, cfg, seed)
+    if not stem.with_suffix(".json").exists():
+        return None
+    loaded_cfg, weights, meta = load_model(stem)
+    if loaded_cfg != cfg or meta.get("seed") != seed:
+        raise ModelError(f"{stem}: shipped model does not match config {cfg} / seed {seed}")
+    return StoredModel(cfg, seed, weights, meta, stem)
+
+
+def shipped_by_digest(sha256: str) -> StoredModel | None:
+    """A shipped model (canonical or archived) with these weights, if any."""
+    for p in sorted(SHIPPED_DIR.rglob("*.json")):
+        meta = json.loads(p.read_text(encoding="utf-8"))
+        if meta.get("sha256") == sha256:
+            return load_stored(p.with_suffix(""))
+    return None
+
+
+def retrain_against_shipped(cfg: Config, seed: int, params: TrainParams = TrainParams(),
+                            log=lambda msg: print(msg, file=sys.stderr)) -> dict:
+    """Train a seed that has a shipped model here, and say whether the bits agree.
+    Nothing is written: every command keeps using the shipped model."""
+    shipped = shipped_model(cfg, seed)
+    assert shipped is not None
+    log(f"training seed {seed} to compare with the shipped model ({params.steps} steps)...")
+    weights, loss = train(cfg, seed, params)
+    local = weights_sha256(weights)
+    return {"shipped_sha256": shipped.sha256, "local_sha256": local, "identical": local == shipped.sha256,
+            "final_loss": loss, "trained_with": training_environment(),
+            "shipped_trained_with": shipped.meta.get("trained_with")}
 
 
 # --- imported user models --------------------------------------------------------------

@@ -7,6 +7,7 @@ bit-identical weights on every run.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 
 import torch
@@ -25,6 +26,13 @@ class TrainParams:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def training_environment() -> dict:
+    """What decides the training bits besides the seed: torch, and the CPU code paths."""
+    import platform
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "mkl_cbwr": os.environ.get("MKL_CBWR"), "machine": platform.machine()}
 
 
 def train(cfg: Config, seed: int, params: TrainParams = TrainParams(),

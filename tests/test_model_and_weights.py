@@ -85,3 +85,36 @@ def test_nan_weights_rejected_on_save_and_load(tmp_path):
 def test_bad_config_rejected():
     with pytest.raises(ModelError, match="d_vocab"):
         Config(d_vocab=0)
+
+
+TRAIN_SCRIPT = """
+from certify.cli import pin_cpu_code_paths
+pin_cpu_code_paths()  # what `certify ...` does first, before torch is imported
+from certify.model import Config
+from certify.train import TrainParams, train
+from certify.weights import weights_sha256
+print(weights_sha256(train(Config(6, 3, 8, 8), 1, TrainParams(steps=300))[0]))
+"""
+
+
+def _train_digest(env_extra: dict) -> str:
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "CERTIFY_CPU_PINS")}
+    proc = subprocess.run([sys.executable, "-c", TRAIN_SCRIPT], capture_output=True, text=True,
+                          env={**env, **env_extra})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def test_cpu_pins_make_training_independent_of_the_code_path():
+    """The command line pins ATen's CPU capability and MKL's dispatch before torch is
+    imported, so machines whose default paths differ train the same bits."""
+    unpinned = {_train_digest({"CERTIFY_CPU_PINS": "off", "ATEN_CPU_CAPABILITY": cap})
+                for cap in ("default", "avx2")}
+    if len(unpinned) == 1:
+        pytest.skip("this machine trains the same bits on every code path: the pins cannot be tested here")
+    pinned = {_train_digest(extra) for extra in
+              ({"ATEN_CPU_CAPABILITY": "avx2"}, {"ATEN_CPU_CAPABILITY": "default"}, {"MKL_CBWR": "AVX2"}, {})}
+    assert len(pinned) == 1

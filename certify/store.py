@@ -214,6 +214,11 @@ def find_imported(models_dir: Path, ref: str) -> StoredModel:
     metas = list_imported(models_dir)
     if ID_PATTERN.match(ref):
         hits = [m for m in metas if m["sha256"].startswith(ref)]
+        if not hits:  # a shipped model (e.g. the one behind an archived certificate)
+            shipped = [p for p in sorted(SHIPPED_DIR.rglob("*.json"))
+                       if json.loads(p.read_text(encoding="utf-8")).get("sha256", "").startswith(ref)]
+            if len(shipped) == 1:
+                return load_stored(shipped[0].with_suffix(""))
         if len(hits) > 1:
             raise ModelError(f"model id {ref!r} is ambiguous: {', '.join(m['sha256'][:12] for m in hits)}")
     else:

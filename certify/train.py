@@ -32,7 +32,19 @@ def training_environment() -> dict:
     """What decides the training bits besides the seed: torch, and the CPU code paths."""
     import platform
     return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "mkl_cbwr": os.environ.get("MKL_CBWR"), "machine": platform.machine()}
+            "mkl_cbwr": os.environ.get("MKL_CBWR"), "machine": platform.machine(), "cpu": _cpu_name()}
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+    return platform.processor() or "unknown"
 
 
 def train(cfg: Config, seed: int, params: TrainParams = TrainParams(),

@@ -6,11 +6,12 @@ only on the axioms propext, Quot.sound and Classical.choice (no unproved placeho
 no compiler-trusted evaluation, no added axiom) and states `MaxKCert.check data N = true`
 with the library's own `MaxKCert.check`. -/
 
+#print axioms MaxKCert.Certs.V64K4M32H32Seed123_40c30c87.cert
 #print axioms MaxKCert.Certs.V64K4M32H32Seed123_51c6508c.cert
 
 run_cmd do
   let allowed : List Lean.Name := [``propext, ``Quot.sound, ``Classical.choice]
-  let certs : List Lean.Name := [``MaxKCert.Certs.V64K4M32H32Seed123_51c6508c.cert]
+  let certs : List Lean.Name := [``MaxKCert.Certs.V64K4M32H32Seed123_40c30c87.cert, ``MaxKCert.Certs.V64K4M32H32Seed123_51c6508c.cert]
   for c in certs do
     let axs <- Lean.collectAxioms c
     for a in axs do

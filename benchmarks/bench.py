@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 
-from certify.model import Config
-from certify.seeds import parse_seeds
-from certify.store import get_model
-from certify.strategies import prove
+from certify.modelio.model import Config
+from certify.modelio.seeds import parse_seeds
+from certify.modelio.store import get_model
+from certify.proofs.strategies import prove
 
 
 def main() -> None:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from certify.checker import Ops, build_context, certified_count, path_tables, validate
-from certify.emit import parse_certificate
+from certify.lean.checker import Ops, build_context, certified_count, path_tables, validate
+from certify.lean.emit import parse_certificate
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS_PER_MINUTE = 250_000  # third-party measurement of `decide +kernel` (lean-notes.md)

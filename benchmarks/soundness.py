@@ -14,10 +14,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
-from certify.bruteforce import bruteforce  # noqa: E402
-from certify.exact import path_tables  # noqa: E402
-from certify.strategies import prove  # noqa: E402
-from certify.variants import VARIANTS  # noqa: E402
+from certify.proofs.bruteforce import bruteforce  # noqa: E402
+from certify.proofs.exact import path_tables  # noqa: E402
+from certify.proofs.strategies import prove  # noqa: E402
+from certify.proofs.variants import VARIANTS  # noqa: E402
 from models import KINDS, SMALL_CONFIGS, make_model  # noqa: E402
 
 PROOFS = ("cubic", "subcubic", *VARIANTS)

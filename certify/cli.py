@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import Config, ModelError
+from .modelio.config import Config, ModelError
 
 
 # Training bits depend on the CPU code paths torch takes (ATen's vectorised kernels and
@@ -82,7 +82,7 @@ def seed_arg(value: str) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> tuple[dict, str]:
-    from .store import get_model, retrain_against_shipped, shipped_model
+    from .modelio.store import get_model, retrain_against_shipped, shipped_model
     cfg = config_of(args)
     if shipped_model(cfg, args.seed) is not None:
         r = retrain_against_shipped(cfg, args.seed, log=log)
@@ -102,7 +102,7 @@ def cmd_train(args: argparse.Namespace) -> tuple[dict, str]:
 
 def load_model_arg(args: argparse.Namespace):
     """The model of --seed or --model (a StoredModel); sizes given with --model must agree."""
-    from .store import get_model, user_model
+    from .modelio.store import get_model, user_model
     if args.model is None:
         if args.config is not None or args.assume_architecture:
             raise CliError("--config and --assume-architecture apply to --model, not to --seed")
@@ -119,8 +119,8 @@ def load_model_arg(args: argparse.Namespace):
 
 
 def cmd_bruteforce(args: argparse.Namespace) -> tuple[dict, str]:
-    from .bruteforce import bruteforce, check_exhaustive_in_reach
-    from .exact import path_tables
+    from .proofs.bruteforce import bruteforce, check_exhaustive_in_reach
+    from .proofs.exact import path_tables
     if args.model is None:
         check_exhaustive_in_reach(config_of(args).d_vocab, config_of(args).n_ctx)
     m = load_model_arg(args)
@@ -135,8 +135,8 @@ def cmd_bruteforce(args: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_strategies(args: argparse.Namespace) -> tuple[dict, str]:
-    from .emit import EMITTABLE
-    from .strategies import strategy_names
+    from .lean.emit import EMITTABLE
+    from .proofs.strategies import strategy_names
     names = strategy_names()
     return ({"strategies": names, "emittable": list(EMITTABLE)},
             "\n".join(f"{n}{'  (Lean certificate)' if n in EMITTABLE else ''}" for n in names))
@@ -152,7 +152,7 @@ def result_line(r) -> str:
 
 
 def cmd_prove(args: argparse.Namespace) -> tuple[dict, str]:
-    from .strategies import in_reach, prove_many, resolve
+    from .proofs.strategies import in_reach, prove_many, resolve
     names = resolve(args.strategy)
     m = load_model_arg(args)
     if args.strategy == "all":
@@ -167,8 +167,8 @@ def cmd_prove(args: argparse.Namespace) -> tuple[dict, str]:
 
 
 def do_emit(m, strategy: str, lean_dir: Path):
-    from .emit import EMITTABLE, CertificateFile, emit
-    from .strategies import prove
+    from .lean.emit import EMITTABLE, CertificateFile, emit
+    from .proofs.strategies import prove
     if strategy not in EMITTABLE:
         raise CliError(f"strategy {strategy!r} has no Lean checker; certificates are emitted for: "
                        f"{', '.join(EMITTABLE)}")
@@ -187,8 +187,8 @@ def cmd_emit(args: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_import(args: argparse.Namespace) -> tuple[dict, str]:
-    from .importers import import_model
-    from .store import store_imported
+    from .modelio.importers import import_model
+    from .modelio.store import store_imported
     imp = import_model(Path(args.path), args.config, args.assume_architecture)
     m = store_imported(args.models_dir, imp.cfg, imp.weights, source=imp.source, fmt=imp.format,
                        assumptions=imp.assumptions, name=args.name, log=log)
@@ -204,7 +204,7 @@ def cmd_import(args: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_check(args: argparse.Namespace) -> tuple[dict, str]:
-    from .emit import check_certificate_text
+    from .lean.emit import check_certificate_text
     path = Path(args.path)
     if not path.is_file():
         raise CliError(f"{path}: file not found")
@@ -245,8 +245,8 @@ def lake_build(lean_dir: Path, required: bool) -> dict:
 
 def cmd_run(args: argparse.Namespace) -> tuple[dict, str]:
     """load (train or import), exhaustive accuracy, every proof, emit, re-check (mirror, then lake)."""
-    from .emit import EMITTABLE, check_certificate_text
-    from .strategies import in_reach, prove_many, strategy_names
+    from .lean.emit import EMITTABLE, check_certificate_text
+    from .proofs.strategies import in_reach, prove_many, strategy_names
     if args.strategy not in EMITTABLE:  # say so before minutes of work, not after
         raise CliError(f"strategy {args.strategy!r} has no Lean checker; certificates are emitted for: "
                        f"{', '.join(EMITTABLE)}")
@@ -272,9 +272,9 @@ def cmd_run(args: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_sweep(args: argparse.Namespace) -> tuple[dict, str]:
-    from .seeds import parse_seeds
-    from .strategies import resolve
-    from .sweep import sweep
+    from .modelio.seeds import parse_seeds
+    from .proofs.strategies import resolve
+    from .experiments.sweep import sweep
     seeds = parse_seeds(args.seeds)
     strategies = resolve(args.strategies)
     if args.jobs < 1:
@@ -288,13 +288,13 @@ def cmd_sweep(args: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_report(args: argparse.Namespace) -> tuple[dict, str]:
-    from .report import report
+    from .experiments.report import report
     out = report(Path(args.results), args.out)
     return out, f"wrote {out['png']}, {out['svg']} and {out['markdown']} ({out['rows']} rows)"
 
 
 def default_lean_dir() -> Path:
-    from .emit import LEAN_DIR
+    from .lean.emit import LEAN_DIR
     return LEAN_DIR
 
 
@@ -358,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if getattr(args, "models_dir", None) is not None and args.command != "check":
-            from .store import check_models_dir
+            from .modelio.store import check_models_dir
             check_models_dir(args.models_dir)
         out, text = args.func(args)
     except (CliError, ModelError, ValueError, OSError, ArithmeticError, RuntimeError) as err:

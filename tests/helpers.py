@@ -6,7 +6,7 @@ import itertools
 
 import torch
 
-from certify.model import Config, Weights, forward_logits, init_weights
+from certify.modelio.model import Config, Weights, forward_logits, init_weights
 
 
 def random_model(cfg: Config, seed: int, scale: float = 1.0) -> Weights:
@@ -37,7 +37,7 @@ def tied_model(cfg: Config, seed: int) -> Weights:
     Logits 0 and 1 are then exactly equal on every input; where they are the top two
     (the model is right about inputs whose max is 0 or 1) the input is an exact tie.
     """
-    from certify.train import TrainParams, train
+    from certify.modelio.train import TrainParams, train
     w, _ = train(cfg, seed, TrainParams(steps=400))
     w["W_U"][:, 1] = w["W_U"][:, 0]
     return w

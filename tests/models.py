@@ -6,8 +6,8 @@ from functools import lru_cache
 
 import torch
 
-from certify.model import Config, Weights
-from certify.train import TrainParams, train
+from certify.modelio.model import Config, Weights
+from certify.modelio.train import TrainParams, train
 from helpers import random_model
 
 SMALL_CONFIGS = [Config(6, 2, 8, 8), Config(7, 3, 8, 8), Config(8, 3, 16, 16), Config(6, 4, 8, 4),

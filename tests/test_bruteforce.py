@@ -1,9 +1,9 @@
 import pytest
 
-from certify.bruteforce import bruteforce
-from certify.exact import path_tables
-from certify.model import Config
-from certify.train import TrainParams, train
+from certify.proofs.bruteforce import bruteforce
+from certify.proofs.exact import path_tables
+from certify.modelio.model import Config
+from certify.modelio.train import TrainParams, train
 from helpers import forward_count, random_model, tied_model, top_ties
 
 CONFIGS = [Config(6, 2, 8, 4), Config(7, 3, 8, 8), Config(6, 4, 6, 3), Config(10, 3, 8, 8)]
@@ -48,7 +48,7 @@ def test_all_logits_equal_means_nothing_is_correct():
 def test_float_enclosures_hold_even_below_the_normal_range(v, frac):
     """Attention weights far below the row maximum must stay enclosed (no silent underflow)."""
     from fractions import Fraction
-    from certify.bruteforce import _ceil_float, _floor_float
+    from certify.proofs.bruteforce import _ceil_float, _floor_float
     true = Fraction(v, 2 ** frac)
     assert Fraction(_floor_float(v, frac)) <= true <= Fraction(_ceil_float(v, frac))
 
@@ -57,7 +57,7 @@ def test_float_enclosures_hold_even_below_the_normal_range(v, frac):
 def test_attention_spreads_beyond_the_float_range_neither_crash_nor_go_exact(scale):
     """Scores spread by far more than 1024 (W_Q scaled up): weights below 2^-1074
     relative to the row maximum are rescaled per input, not flushed or raised on."""
-    from certify.strategies import prove_many, strategy_names
+    from certify.proofs.strategies import prove_many, strategy_names
     cfg = Config(7, 3, 8, 8)
     w, _ = train(cfg, 1, TrainParams(steps=300))
     w["W_Q"] *= scale

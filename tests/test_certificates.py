@@ -10,13 +10,13 @@ import pytest
 import torch
 from hypothesis import given, strategies as st
 
-from certify import checker
-from certify.checker import Cert, Ops, check, get, get_by_shift, pack
-from certify.emit import (CertificateFile, check_certificate_text, emit, parse_certificate,
+from certify.lean import checker
+from certify.lean.checker import Cert, Ops, check, get, get_by_shift, pack
+from certify.lean.emit import (CertificateFile, check_certificate_text, emit, parse_certificate,
                           render_certificate)
-from certify.model import Config
-from certify.strategies import prove
-from certify.weights import weights_sha256
+from certify.modelio.model import Config
+from certify.proofs.strategies import prove
+from certify.modelio.weights import weights_sha256
 from models import make_model
 
 REPO = Path(__file__).resolve().parent.parent
@@ -146,8 +146,8 @@ def test_garbage_is_a_clear_rejection():
 
 
 def test_mirror_count_never_exceeds_exhaustive():
-    from certify.bruteforce import bruteforce
-    from certify.exact import path_tables
+    from certify.proofs.bruteforce import bruteforce
+    from certify.proofs.exact import path_tables
     for kind in ("trained", "noisy", "swap_unembed", "loud_embedding"):
         for seed in range(4):
             cfg = Config(7, 3, 8, 8)
@@ -162,7 +162,7 @@ def test_checker_path_tables_are_the_exact_tables(trained_cert):
     Eq (W_U 2^(2 ws))) against `certify.exact`'s rationals, entry by entry."""
     from fractions import Fraction
 
-    from certify.exact import path_tables
+    from certify.proofs.exact import path_tables
     cfg, w, cf = trained_cert
     for weights, cert in ((w, cf.cert), *((v, certificate_for(cfg, v).cert) for v in
                                           (make_model(cfg, "loud_embedding", 1, 6, 5, 0.5),))):
@@ -255,7 +255,7 @@ FORBIDDEN = re.compile(r"\bsorry\b|\badmit\b|native_decide|decide \+native|^\s*a
 
 
 def test_no_forbidden_token_under_lean_or_templates():
-    files = [p for d in ("lean", "templates") for p in (REPO / d).rglob("*")
+    files = [p for d in ("lean", "certify/lean/templates") for p in (REPO / d).rglob("*")
              if p.is_file() and p.suffix in (".lean", ".j2") and ".lake" not in p.parts]
     assert files
     hits = []

@@ -115,8 +115,8 @@ def test_check_needs_no_torch(tmp_path):
 def user_checkpoint(tmp_path_factory):
     """A TransformerLens-3-shaped checkpoint and config of a briefly trained small model."""
     import torch
-    from certify.model import Config
-    from certify.train import TrainParams, train
+    from certify.modelio.model import Config
+    from certify.modelio.train import TrainParams, train
     from test_import import tl_config, tl_state
     cfg = Config(6, 3, 8, 8)
     w, _ = train(cfg, 11, TrainParams(steps=300))
@@ -193,8 +193,8 @@ def test_assumed_architecture_is_recorded(user_checkpoint, tmp_path):
 def test_train_on_an_imported_model_file_has_no_loss(models, tmp_path):
     """`certify train` on a stored model that was not trained here does not crash."""
     import shutil
-    from certify.store import model_stem
-    from certify.model import Config
+    from certify.modelio.store import model_stem
+    from certify.modelio.model import Config
     store = tmp_path / "models"
     src = model_stem(__import__("pathlib").Path(models), Config(6, 3, 8, 8), 3)
     rc, _, err = run("train", "--seed", "3", *SMALL, "--models-dir", models)

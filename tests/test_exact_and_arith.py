@@ -5,9 +5,9 @@ import numpy as np
 import torch
 from hypothesis import given, settings, strategies as st
 
-from certify.arith import exp_neg_bounds, exp_neg_bounds_relative, inv_sqrt_bounds, FRAC_BITS
-from certify.exact import dyadic_to_float32, float32_to_dyadic, path_tables
-from certify.model import Config
+from certify.proofs.arith import exp_neg_bounds, exp_neg_bounds_relative, inv_sqrt_bounds, FRAC_BITS
+from certify.proofs.exact import dyadic_to_float32, float32_to_dyadic, path_tables
+from certify.modelio.model import Config
 from helpers import random_model
 
 floats32 = st.floats(width=32, allow_nan=False, allow_infinity=False)

@@ -11,8 +11,8 @@ import math
 import pytest
 import torch
 
-from certify.importers import import_model, check_architecture, ASSUMED
-from certify.model import Config, ModelError
+from certify.modelio.importers import import_model, check_architecture, ASSUMED
+from certify.modelio.model import Config, ModelError
 from helpers import random_model
 
 SMALL = Config(d_vocab=6, n_ctx=3, d_model=8, d_head=4)

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from certify.model import Config, ModelError, validate_weights
-from certify.train import TrainParams, train
-from certify.weights import load_model, save_model, weights_sha256
+from certify.modelio.model import Config, ModelError, validate_weights
+from certify.modelio.train import TrainParams, train
+from certify.modelio.weights import load_model, save_model, weights_sha256
 from helpers import random_model
 
 SMALL = Config(d_vocab=6, n_ctx=3, d_model=8, d_head=4)
@@ -90,9 +90,9 @@ def test_bad_config_rejected():
 TRAIN_SCRIPT = """
 from certify.cli import pin_cpu_code_paths
 pin_cpu_code_paths()  # what `certify ...` does first, before torch is imported
-from certify.model import Config
-from certify.train import TrainParams, train
-from certify.weights import weights_sha256
+from certify.modelio.model import Config
+from certify.modelio.train import TrainParams, train
+from certify.modelio.weights import weights_sha256
 print(weights_sha256(train(Config(6, 3, 8, 8), 1, TrainParams(steps=300))[0]))
 """
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from certify.emit import CertificateError, CertificateFile, check_certificate_text, emit, parse_certificate
-from certify.model import Config
-from certify.seeds import PAPER151
-from certify.store import SHIPPED_DIR, model_stem, shipped_by_digest, shipped_model
-from certify.strategies import prove
+from certify.lean.emit import CertificateError, CertificateFile, check_certificate_text, emit, parse_certificate
+from certify.modelio.model import Config
+from certify.modelio.seeds import PAPER151
+from certify.modelio.store import SHIPPED_DIR, model_stem, shipped_by_digest, shipped_model
+from certify.proofs.strategies import prove
 
 REPO = Path(__file__).resolve().parent.parent
 CERTS = sorted((REPO / "lean" / "MaxKCert" / "Certs").glob("*.lean"))

@@ -7,10 +7,10 @@ trained models, so an over-count would be visible.
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from certify.bruteforce import bruteforce
-from certify.exact import path_tables
-from certify.strategies import prove
-from certify.variants import VARIANTS
+from certify.proofs.bruteforce import bruteforce
+from certify.proofs.exact import path_tables
+from certify.proofs.strategies import prove
+from certify.proofs.variants import VARIANTS
 from models import KINDS, SMALL_CONFIGS, make_model
 
 PROOFS = ("cubic", "subcubic", *VARIANTS)

@@ -6,10 +6,10 @@ import json
 import pytest
 import torch
 
-from certify.estimate import estimate_accuracy, sample_with_max
-from certify.model import Config
-from certify.report import pareto, report
-from certify.sweep import done_pairs, sweep
+from certify.experiments.estimate import estimate_accuracy, sample_with_max
+from certify.modelio.model import Config
+from certify.experiments.report import pareto, report
+from certify.experiments.sweep import done_pairs, sweep
 from helpers import forward_count, random_model
 
 SMALL = dict(d_vocab=6, k=3, d_model=8, d_head=8)

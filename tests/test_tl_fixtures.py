@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from certify.bruteforce import bruteforce
-from certify.exact import path_tables
-from certify.importers import import_model
-from certify.model import ModelError
+from certify.proofs.bruteforce import bruteforce
+from certify.proofs.exact import path_tables
+from certify.modelio.importers import import_model
+from certify.modelio.model import ModelError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "transformer_lens"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .arith import EXP_CLAMP, exp_neg_bounds
+from ..proofs.arith import EXP_CLAMP, exp_neg_bounds
 
 EXP_FRAC = 128  # fixed-point bits of the exp tables [expFrac]
 EXP_RES = 9  # exp tables step: arguments are multiples of 2^-9 [expRes]

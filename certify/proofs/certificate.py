@@ -11,10 +11,10 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from .arith import inv_sqrt_bounds
-from .checker import (ISQ_FRAC, Cert, Ops, build_context, check_family, family_size,
+from ..lean.checker import (ISQ_FRAC, Cert, Ops, build_context, check_family, family_size,
                       path_magnitudes, path_tables, validate)
 from .exact import exact_weights
-from .model import WEIGHT_NAMES, Config, Weights
+from ..modelio.model import WEIGHT_NAMES, Config, Weights
 
 
 def cert_from_weights(cfg: Config, weights: Weights, gaps: list[list[int]] | None = None) -> Cert:

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 
 from .certificate import largest_threshold
-from .checker import (Cert, Ops, build_context, e_up, family_size, get, margin_row, mat_prod,
+from ..lean.checker import (Cert, Ops, build_context, e_up, family_size, get, margin_row, mat_prod,
                       max_abs, max_terms, path_tables, query_term, terms, validate,
                       worst_placement_ok)
 

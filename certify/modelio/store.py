@@ -9,8 +9,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .bruteforce import BruteForceResult, bruteforce
-from .exact import path_tables
+from ..proofs.bruteforce import BruteForceResult, bruteforce
+from ..proofs.exact import path_tables
 from .model import Config, ModelError, Weights
 from .train import TrainParams, train, training_environment
 from .weights import load_model, save_model, weights_sha256

@@ -16,14 +16,15 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from . import __version__
+from .. import __version__
 from .checker import Cert, Verdict, check
-from .digest import WEIGHT_NAMES, weights_sha256_arrays
-from .files import atomic_write_text
+from ..modelio.digest import WEIGHT_NAMES, weights_sha256_arrays
+from ..modelio.files import atomic_write_text
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES = REPO_ROOT / "templates"
-LEAN_DIR = REPO_ROOT / "lean"
+TEMPLATES = Path(__file__).resolve().parent / "templates"  # package data
+_CHECKOUT_LEAN = Path(__file__).resolve().parents[2] / "lean"
+# the Lake project of this checkout; for an installed package, ./lean
+LEAN_DIR = _CHECKOUT_LEAN if (_CHECKOUT_LEAN / "lakefile.toml").exists() else Path("lean")
 TOOLCHAIN = "leanprover/lean4:v4.34.1"
 LEAN_FIELDS = {"W_E": "wE", "W_pos": "wPos", "W_Q": "wQ", "W_K": "wK", "W_V": "wV", "W_O": "wO",
                "W_U": "wU"}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .model import Config, Weights, forward_logits
+from ..modelio.model import Config, Weights, forward_logits
 
 
 @dataclass(frozen=True)

@@ -48,11 +48,11 @@ from typing import Callable
 import numpy as np
 
 from .bruteforce import UNDERFLOW_UNIT, AttentionTable, bruteforce, float_tables
-from .checker import Cert, check
+from ..lean.checker import Cert, check
 from .certificate import cert_from_weights, search_gaps
 from .exact import PathTables, path_tables
 from .variants import VARIANTS, run_variant
-from .model import Config, Weights
+from ..modelio.model import Config, Weights
 
 
 @dataclass

@@ -49,10 +49,10 @@ def run_job(job: SweepJob) -> list[dict]:
     """Train or load one seed's model and run its strategies (in a worker process)."""
     import torch
     torch.set_num_threads(1)
-    from .emit import EMITTABLE, CertificateFile, check_certificate_text, emit
-    from .model import Config
-    from .store import get_model
-    from .strategies import prove_many
+    from ..lean.emit import EMITTABLE, CertificateFile, check_certificate_text, emit
+    from ..modelio.model import Config
+    from ..modelio.store import get_model
+    from ..proofs.strategies import prove_many
     cfg = Config(job.d_vocab, job.k, job.d_model, job.d_head)
     m = get_model(cfg, job.seed, Path(job.models_dir), log=lambda _msg: None)
     ex = m.meta.get("exhaustive")

@@ -1,0 +1,1 @@
+"""Experiments: sweeps over seeds and strategies, reports, sampled estimates."""

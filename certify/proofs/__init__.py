@@ -1,0 +1,1 @@
+"""Proofs: exact path tables, sound arithmetic, and the proof strategies (one module per family)."""

@@ -53,8 +53,21 @@ ISQ_FRAC = 64  # fixed-point bits of the 1/sqrt(d_head) enclosure [isqFrac]
 
 @dataclass
 class Ops:
-    """Operations performed, as the kernel would: one per arithmetic/compare/lookup step."""
-    n: int = 0
+    """Operations performed, as the kernel would: one per arithmetic/compare/lookup step,
+    split into Nat operations (Nat arithmetic on literals, and list-walk steps) and Int
+    operations (benchmarks/kernel_work.py weighs them). `n` is the total; adding to `n`
+    counts Int operations.
+    """
+    nat: int = 0
+    int: int = 0
+
+    @property
+    def n(self) -> int:
+        return self.nat + self.int
+
+    @n.setter
+    def n(self, value: int) -> None:
+        self.int += value - self.n
 
 
 @dataclass(frozen=True)
@@ -185,7 +198,7 @@ def path_magnitudes(c: "Cert", ops: Ops) -> list[int]:
     dm, dh = c.d_model, c.d_head
     attn = dm * (mE + mP) * dm * mQ * dh * mK  # |EQKE| <= attn mE, |EQKP| <= attn mP
     ov = dm * dh * mV * dm * mO * mU  # |EVOU| <= ov mE, |PVOU| <= ov mP
-    ops.n += 5 * 3
+    ops.nat += 5 * 3
     # dEV = EVOU[t,m] - max_{j != m} EVOU[t,j] is packed too: |dEV| <= 2 ov mE
     return [attn * mE, attn * mP, 2 * ov * mE, ov * mP, (dm * (mE + mP) * mU) << (2 * c.weight_shift)]
 
@@ -278,7 +291,7 @@ def path_tables(c: Cert, ops: Ops) -> Tables:
     Eq = [[x + y for x, y in zip(r, last)] for r in c.W_E]
     ops.n += d * c.d_model
     EP = c.W_E + c.W_pos
-    ops.n += d
+    ops.nat += d
     # attention: row q of Eq W_Q W_K^T EP^T packs EQKE[q] (digits 0..d-1) and EQKP[q]
     kep = cols_times(c.W_K, pack_cols(EP, base, ops), ops)  # W_K^T EP^T
     eqkep = rows_times(Eq, rows_times(c.W_Q, kep, ops), ops)
@@ -377,13 +390,13 @@ def exp_tables(ops: Ops) -> ExpTables:
 def exp_up(t: ExpTables, k: int, ops: Ops) -> int:
     """>= 2^(2 EXP_FRAC) exp(-k / 512) for k >= 0 (clamped: exp(-64) beyond) [expUp]."""
     k = min(k, EXP_UNITS * EXP_STEPS)
-    ops.n += 2
+    ops.nat += 2
     return get(t.coarse_up, k >> EXP_RES, ops) * get(t.fine_up, k % EXP_STEPS, ops)
 
 
 def exp_lo(t: ExpTables, k: int, ops: Ops) -> int:
     """<= 2^(2 EXP_FRAC) exp(-k / 512) for k >= 0 (0 beyond exp(-64)) [expLo]."""
-    ops.n += 2
+    ops.nat += 2
     if k >= EXP_UNITS * EXP_STEPS:
         return 0
     return get(t.coarse_lo, k >> EXP_RES, ops) * get(t.fine_lo, k % EXP_STEPS, ops)
@@ -560,7 +573,7 @@ def build_context(c: Cert, tab: Tables, ops: Ops) -> Context:
     dPV = [margin_row(r, ops) for r in tab.PVOU]
     dEV_cols = transpose(dEV)
     dPV_cols = transpose(dPV[:-1])  # the free positions; the query position's row is dPV[-1]
-    ops.n += d * d + d * c.n_ctx
+    ops.nat += d * d + d * c.n_ctx
     # score scale: EQKE's exponent is -4 weight_shift; index = D isq / 2^(64 + 4 ws - 9)
     shift = ISQ_FRAC + 4 * c.weight_shift - EXP_RES
     sc = Scoring(exp_tables(ops), ScoreScale(c.isq_lo, c.isq_hi, shift))
@@ -571,7 +584,7 @@ def build_context(c: Cert, tab: Tables, ops: Ops) -> Context:
 
 
 def nth(xs: list[int], i: int, ops: Ops) -> int:  # [nth]: a list walk
-    ops.n += i + 1
+    ops.nat += i + 1
     return xs[i]
 
 
@@ -613,7 +626,7 @@ def certified_count(c: Cert, ops: Ops | None = None) -> int:
                 raise Reject(f"the family (query {q}, max {m}, threshold {s}) is not proven correct")
             total += family_size(q, m, s, c.n_ctx)
             ops.n += 3
-        ops.n += c.d_vocab + q  # the drops
+        ops.nat += c.d_vocab + q  # the drops
     return total
 
 

@@ -10,7 +10,7 @@ SEEDS ?= paper151
 JOBS ?= 2
 STAMP := build/.deps-installed
 
-.PHONY: certify test bench sweep report deps clean
+.PHONY: certify test bench sweep report deps clean lean-check
 
 $(STAMP): pyproject.toml
 	@mkdir -p build
@@ -35,6 +35,9 @@ report: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py
 	$(PY) benchmarks/kernel_work.py
+
+lean-check: $(STAMP)
+	$(PY) benchmarks/lean_timings.py
 
 clean:
 	rm -rf build models results lean/.lake

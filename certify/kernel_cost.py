@@ -74,3 +74,15 @@ def heartbeat_budget(steps: int) -> int:
 # the committed seed-123 certificate, measured by benchmarks/kernel_work.py on that code
 # with comparisons counted separately: kept so that the comparison stays reproducible.
 LEGACY_SEED123 = KernelWork(nat_ops=24_541, int_ops=197_741, int_cmp_ops=46_745)
+
+
+def ops_bound(d: int, K: int, dm: int, dh: int) -> int:
+    """A generous bound on the checker's operations from the dimensions alone (so that the
+    budget written into a certificate depends on nothing but its shape): path tables,
+    derived tables, family checks, plus a quarter. A test pins it above the measured
+    count on every test configuration and on the committed certificates."""
+    tables = (4 * dm * (3 * dh + 2 * (d + K) + 2 * d) + 4 * dm * dh
+              + 2 * ((d + K) ** 2 + (d + K) * d + d * d) + 2 * (d * dm + K * dm + 4 * dm * dh + dm * d + d * d) + 200)
+    context = 6000 + 5 * d * (2 * d + K) + 6 * d * d + d * (30 * K + 3 * d + 60)
+    families = d * (d + 1) // 2 * (40 + 25 * (K - 1)) + 2 * d * d
+    return (tables + context + families) * 5 // 4

@@ -39,7 +39,7 @@ def data : _root_.MaxKCert.Cert := {
 -- a rejected certificate fails in bounded time. maxRecDepth: the deepest chains the kernel
 -- reduces are those of the 512-entry exp tables (powerTableAux's accumulator, packRow's
 -- Horner sum when they are packed).
-set_option maxHeartbeats 11500000 in
+set_option maxHeartbeats 16800000 in
 set_option maxRecDepth 100000 in
 /-- At least 14878114 of the 16777216 inputs are classified correctly. -/
 theorem cert : _root_.MaxKCert.check data 14878114 = true := by decide +kernel

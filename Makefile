@@ -33,7 +33,7 @@ else
   MODEL_ARGS := --seed $(SEED) --k $(K) --d-vocab $(D_VOCAB)
 endif
 
-.PHONY: certify test bench sweep report deps clean
+.PHONY: certify test bench sweep report deps clean lean-check
 
 $(VENV)/bin/python:
 	@python3 -c "import venv, ensurepip" 2>/dev/null || { echo "make: python3 cannot create a virtual environment: install the venv module (Debian/Ubuntu: sudo apt install python3-venv), or activate an environment of your own, then run make again" >&2; exit 1; }
@@ -62,6 +62,9 @@ report: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py
 	$(PY) benchmarks/kernel_work.py
+
+lean-check: $(STAMP)
+	$(PY) benchmarks/lean_timings.py
 
 clean:
 	rm -rf build models results lean/.lake

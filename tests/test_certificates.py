@@ -92,12 +92,21 @@ def test_count_raised_by_one_is_rejected(trained_cert):
 def test_changed_weight_in_file_is_rejected(trained_cert):
     _, _, cf = trained_cert
     text = render_certificate(cf)
-    first_row = re.search(r"  wU := \[\n    \[(-?\d+)", text)
-    old = first_row.group(1)
-    tampered = text.replace(f"  wU := [\n    [{old}", f"  wU := [\n    [{int(old) + 2 ** 30}", 1)
+    line = re.search(r"^  wU := 0x([0-9a-f]+),$", text, re.MULTILINE)
+    digits = line.group(1)
+    k = len(digits) // 2  # a hex digit inside the number: one weight changes a little
+    new = digits[:k] + ("1" if digits[k] != "1" else "2") + digits[k + 1:]
+    tampered = text.replace(line.group(0), f"  wU := 0x{new},", 1)
     assert tampered != text
     rep = check_certificate_text(tampered)
-    assert not rep.ok and "weights_sha256" in rep.reason
+    assert not rep.ok and ("weights_sha256" in rep.reason or "float32" in rep.reason)
+    # a float32-preserving change (two weights swapped) is caught by the sha256
+    c = cf.cert
+    swapped = [row[:] for row in c.W_U]
+    swapped[0][0], swapped[0][1] = swapped[0][1], swapped[0][0]
+    if swapped != c.W_U:
+        rep = check_certificate_text(render_certificate(replace(cf, cert=replace(c, W_U=swapped))))
+        assert not rep.ok and "weights_sha256" in rep.reason
 
 
 def test_changed_weight_that_breaks_the_proof_fails_the_checker(trained_cert):
@@ -159,32 +168,47 @@ def test_mirror_count_never_exceeds_exhaustive():
 
 def test_checker_path_tables_are_the_exact_tables(trained_cert):
     """The checker's packed, reassociated products (Eq (W_Q (W_K^T EP^T)), EP (W_V (W_O W_U)),
-    Eq (W_U 2^(2 ws))) against `certify.exact`'s rationals, entry by entry."""
+    Eq (W_U 2^(2 ws))) against `certify.proofs.exact`'s rationals, entry by entry."""
     from fractions import Fraction
 
     from certify.proofs.exact import path_tables
     cfg, w, cf = trained_cert
     for weights, cert in ((w, cf.cert), *((v, certificate_for(cfg, v).cert) for v in
                                           (make_model(cfg, "loud_embedding", 1, 6, 5, 0.5),))):
-        got = checker.path_tables(cert, Ops())
+        got = checker.path_tables(cert, Ops())  # digits: entry + 2^(width - 1)
         want = path_tables(weights)
         scale = Fraction(1, 2 ** (4 * cert.weight_shift))
+        half = 1 << (cert.width - 1)
         for name in ("EQKE", "EQKP", "EVOU", "PVOU", "EUPU"):
             table, exact = getattr(got, name), getattr(want, name)
             assert (len(table), len(table[0])) == exact.shape, name
-            assert all(table[i][j] * scale == exact.fraction(i, j)
+            assert all((table[i][j] - half) * scale == exact.fraction(i, j)
                        for i in range(len(table)) for j in range(len(table[0]))), name
 
 
 def test_packed_get_matches_the_kernel_shift_formula():
-    xs = [0, -1, 5, -(2 ** 20), 2 ** 20 - 1, 7]
+    xs = [0, 1, 5, 2 ** 20, 2 ** 24 - 1, 7]
     p = pack(xs, 24, Ops())
     assert [get_by_shift(p, i) for i in range(len(xs))] == [get(p, i, Ops()) for i in range(len(xs))] == xs
-    p_odd = pack(xs, 23, Ops())  # Horner path (width not a multiple of 8)
+    p_odd = pack(xs, 25, Ops())  # Horner path (width not a multiple of 8)
     assert [get_by_shift(p_odd, i) for i in range(len(xs))] == xs
-    # an entry outside [-2^(width-1), 2^(width-1)) does not read back: why the checker
-    # packs only entries that `magnitudes_fit` bounds
-    assert get_by_shift(pack([2 ** 23, 0], 24, Ops()), 0) != 2 ** 23
+    # an entry of 2^width or more does not read back: why the checker packs only entries
+    # below 2^width (digits, margins + base with width + 1 bits, exp entries <= 2^128)
+    assert get_by_shift(pack([2 ** 24, 0], 24, Ops()), 0) != 2 ** 24
+
+
+def _signed_packed(rows, width):
+    """Signed rows as the checker packs them: offset digits and the pair (u, h repunit)."""
+    h = 1 << max(abs(x) for r in rows for x in r).bit_length()
+    base = 1 << width
+    return checker.signed_rows([checker.pack_row([x + h for x in r], base, Ops()) for r in rows],
+                               checker.pack_const(h, base, len(rows[0]), Ops()))
+
+
+def _unpacked(zs, width, p):
+    half = 1 << (width - 1)
+    offset = checker.pack_const(half, 1 << width, p, Ops())
+    return [[x - half for x in checker.unpack(z, offset, width, p, Ops())] for z in zs]
 
 
 def test_packed_matrix_product_is_exact():
@@ -194,11 +218,10 @@ def test_packed_matrix_product_is_exact():
     want = [[sum(a[i][k] * b[k][j] for k in range(5)) for j in range(3)] for i in range(4)]
     assert checker.mat_prod(a, b, 32, Ops()) == want
     assert checker.mat_prod(a, b, 16, Ops()) != want  # why the width must be checked
-    # cols_times is M^T @ B on packed rows
-    packed = [checker.pack_row(r, 1 << 32, Ops()) for r in b[:4]]
-    got = [checker.unpack(v, checker.unpack_offset(32, 3, Ops()), 32, 3, Ops())
-           for v in checker.cols_times(a, packed, Ops())]
-    assert got == [[sum(a[k][h] * b[k][j] for k in range(4)) for j in range(3)] for h in range(5)]
+    # cols_times is M^T @ B on packed rows, M given as offset digits
+    h = 1 << 10
+    got = _unpacked(checker.cols_times([[x + h for x in r] for r in a], h, _signed_packed(b[:4], 32), Ops()), 32, 3)
+    assert got == [[sum(a[k][c] * b[k][j] for k in range(4)) for j in range(3)] for c in range(5)]
 
 
 def test_chained_packed_products_need_only_the_final_digits_to_fit():
@@ -212,10 +235,10 @@ def test_chained_packed_products_need_only_the_final_digits_to_fit():
     bc = [[sum(b[i][k] * c[k][j] for k in range(2)) for j in range(2)] for i in range(2)]
     want = [[sum(a[i][k] * bc[k][j] for k in range(2)) for j in range(2)] for i in range(2)]
     assert max(abs(x) for r in bc for x in r) >= 1 << (width - 1) > max(abs(x) for r in want for x in r)
-    c_rows = [checker.pack_row(r, 1 << width, Ops()) for r in c]
-    chained = checker.rows_times(a, checker.rows_times(b, c_rows, Ops()), Ops())
-    offset = checker.unpack_offset(width, 2, Ops())
-    assert [checker.unpack(v, offset, width, 2, Ops()) for v in chained] == want
+    h = 1 << 11
+    inner = checker.rows_times([[x + h for x in r] for r in b], h, _signed_packed(c, width), Ops())
+    chained = checker.rows_times([[x + h for x in r] for r in a], h, inner, Ops())
+    assert _unpacked(chained, width, 2) == want
 
 
 def test_too_narrow_packing_is_rejected(trained_cert):
@@ -281,48 +304,96 @@ def test_every_packed_table_reads_the_same_by_shift(trained_cert):
 
 
 @given(st.integers(0, 10 ** 6), st.integers(0, 3))
-def test_magnitude_bounds_cover_every_unpacked_and_packed_entry(seed, shift):
-    """`path_magnitudes` bounds EQKE, EQKP, dEV (packed), PVOU and the rescaled EUPU: the
-    soundness of `unpack` and of reading the packed tables rests on it."""
+def test_magnitude_bounds_cover_every_unpacked_entry(seed, shift):
+    """`path_magnitudes` bounds EQKE and EQKP, EVOU and PVOU, and the rescaled EUPU: the
+    soundness of `unpack` rests on it."""
     rng = random.Random(seed)
     d, K, dm, dh = rng.randint(2, 5), rng.randint(2, 4), rng.randint(1, 4), rng.randint(1, 4)
     shapes = {"W_E": (d, dm), "W_pos": (K, dm), "W_Q": (dm, dh), "W_K": (dm, dh), "W_V": (dm, dh),
               "W_O": (dh, dm), "W_U": (dm, d)}
     big = rng.choice([1, 7, 1000])
     w = {n: [[rng.randint(-big, big) for _ in range(p)] for _ in range(r)] for n, (r, p) in shapes.items()}
-    c = Cert(d, K, dm, dh, shift, *(w[n] for n in shapes), width=256, isq_lo=0, isq_hi=0, gaps=[])
+    c = Cert(d, K, dm, dh, shift, *(w[n] for n in shapes), width=256, isq_lo=0, isq_hi=0,
+             gaps=[[-2] * d for _ in range(d)])
     tab = checker.path_tables(c, Ops())
-    dEV = [checker.margin_row(r, Ops()) for r in tab.EVOU]
-    bounds = checker.path_magnitudes(c, Ops())
-    for bound, table in zip(bounds, (tab.EQKE, tab.EQKP, dEV, tab.PVOU, tab.EUPU)):
-        assert max(abs(x) for r in table for x in r) <= bound
-    assert max(abs(x) for r in tab.EVOU for x in r) <= bounds[2]
+    half = 1 << 255
+    bounds = checker.path_magnitudes(checker.encode_cert(c), Ops())
+    for bound, tables in zip(bounds, ((tab.EQKE, tab.EQKP), (tab.EVOU, tab.PVOU), (tab.EUPU,))):
+        assert max(abs(x - half) for t in tables for r in t for x in r) <= bound
+
+
+class _Sc:
+    """The part of `Scoring` that worst_placement_ok reads."""
+    def __init__(self, t, n):
+        self.t_off, self.t_k, self.t_k1 = t, (n + 1) * t, (n + 2) * t
 
 
 @given(st.lists(st.tuples(st.integers(-20, 20), st.integers(-20, 20)), min_size=1, max_size=5),
        st.integers(-30, 30), st.integers(0, 1))
 def test_worst_placement_is_the_minimum_over_every_placement(ab, total, c_min):
-    """The closed form of `worst_placement_ok` against every choice of the positions that
-    hold the max token (at least c_min of them): Q + sum over them of A + the rest of B."""
+    """The closed form of `worst_placement_ok` (on terms + T) against every choice of the
+    positions that hold the max token (at least c_min of them): Q + sum over them of A +
+    the rest of B."""
     A, B = [a for a, _ in ab], [b for _, b in ab]
     n = len(A)
     worst = min(total + sum(A[i] if mask >> i & 1 else B[i] for i in range(n))
                 for mask in range(1 << n) if bin(mask).count("1") >= c_min)
-    assert checker.worst_placement_ok(total, A, B, c_min, Ops()) == (worst > 0)
+    T = 1 << 10
+    got = checker.worst_placement_ok(total + T, [a + T for a in A], [b + T for b in B], c_min, _Sc(T, n), Ops())
+    assert got == (worst > 0)
 
 
-@given(st.lists(st.integers(-5, 5), min_size=1, max_size=12))
+@given(st.lists(st.integers(0, 15), min_size=2, max_size=12))
 def test_margin_row_is_max_over_other_entries(row):
-    """dX[m] = X[m] - max_{j != m} X[j] (the one-pass top-two is the checker's soundness)."""
-    got = checker.margin_row(row, Ops())
+    """margin_row gives dX[m] + base, dX[m] = X[m] - max_{j != m} X[j] (the one-pass top-two
+    is the checker's soundness)."""
+    base = 16
+    got = checker.margin_row(row, base, Ops())
     for m, x in enumerate(row):
         others = [y for j, y in enumerate(row) if j != m]
-        assert got[m] == (x - max(others) if others else 0)
+        assert got[m] - base == x - max(others) and 0 < got[m] < 2 * base
 
 
 @given(st.lists(st.integers(-10**40, 10**40), min_size=1, max_size=20))
 def test_unpack_inverts_packing_of_bounded_digits(xs):
     width = max(abs(x) for x in xs).bit_length() + 2
-    v = checker.pack_row(xs, 1 << width, Ops())
-    offset = checker.pack_row([1 << (width - 1)] * len(xs), 1 << width, Ops())
-    assert checker.unpack(v, offset, width, len(xs), Ops()) == xs
+    assert _unpacked(_signed_packed([xs], width), width, len(xs)) == [xs]
+
+
+@given(st.integers(0, 10 ** 6))
+def test_encoding_round_trips(seed):
+    """decode_cert(encode_cert(c)) == c: the file's naturals stand for exactly the weights."""
+    rng = random.Random(seed)
+    d, K, dm, dh = rng.randint(2, 5), rng.randint(2, 4), rng.randint(1, 4), rng.randint(1, 4)
+    shapes = {"W_E": (d, dm), "W_pos": (K, dm), "W_Q": (dm, dh), "W_K": (dm, dh), "W_V": (dm, dh),
+              "W_O": (dh, dm), "W_U": (dm, d)}
+    big = rng.choice([1, 7, 2 ** 40])
+    w = {n: [[rng.randint(-big, big) for _ in range(p)] for _ in range(r)] for n, (r, p) in shapes.items()}
+    gaps = [[rng.randint(-2, max(-2, m - 1)) for m in range(d)] for _ in range(d)]
+    c = Cert(d, K, dm, dh, 3, *(w[n] for n in shapes), width=64, isq_lo=1, isq_hi=2, gaps=gaps)
+    assert checker.decode_cert(checker.encode_cert(c)) == c
+
+
+def test_exp_neg_bounds_in_naturals_match_arith():
+    """The checker's Nat transcription of exp_neg_bounds equals arith's on its two calls."""
+    from certify.proofs.arith import exp_neg_bounds
+    for a, b in ((1, checker.EXP_RES), (1, 0)):
+        got = checker.exp_neg_bounds(a, b, checker.EXP_FRAC, checker.EXP_SQUARINGS, Ops())
+        assert (got.lo, got.hi) == exp_neg_bounds(a, b, checker.EXP_FRAC)
+    assert checker.exp_steps_ok(Ops())
+
+
+def test_heartbeat_budget_covers_the_cost_model(trained_cert):
+    """The dimension-only op bound behind `maxHeartbeats` is above the measured checker
+    operations (small configuration and every committed certificate), and finite."""
+    from certify.lean.kernel_cost import ops_bound
+    certs = [trained_cert[2].cert] + [parse_certificate(p.read_text()).cert
+                                      for p in (REPO / "lean" / "MaxKCert" / "Certs").glob("*.lean")]
+    for c in certs:
+        ops = Ops()
+        checker.certified_count(c, ops)
+        assert ops.int == 0  # the checker does no Int arithmetic
+        assert ops.nat <= ops_bound(c.d_vocab, c.n_ctx, c.d_model, c.d_head)
+    text = render_certificate(trained_cert[2])
+    n = int(re.search(r"^set_option maxHeartbeats (\d+) in$", text, re.MULTILINE).group(1))
+    assert n >= 200_000

@@ -17,7 +17,8 @@ import jinja2
 import numpy as np
 
 from .. import __version__
-from .checker import Cert, Verdict, check
+from .checker import WEIGHT_FIELDS, Cert, CertData, Reject, Verdict, check, decode_cert, encode_cert
+from .kernel_cost import NAT_STEPS, heartbeat_budget, ops_bound
 from ..modelio.digest import WEIGHT_NAMES, weights_sha256_arrays
 from ..modelio.files import atomic_write_text
 
@@ -76,13 +77,22 @@ class CertificateFile:
         return self.cert.d_vocab ** self.cert.n_ctx
 
 
+def kernel_budget(c: Cert) -> int:
+    """The theorem's `maxHeartbeats`, sized from the kernel cost model: the estimated
+    steps of a bound on the checker's operations that depends only on the dimensions
+    (`kernel_cost.ops_bound`), so an edited weight cannot change the budget line."""
+    return heartbeat_budget(NAT_STEPS * ops_bound(c.d_vocab, c.n_ctx, c.d_model, c.d_head))
+
+
 def render_certificate(cf: CertificateFile) -> str:
     c = cf.cert
-    matrices = [(LEAN_FIELDS[n], getattr(c, n)) for n in WEIGHT_NAMES]
+    data = encode_cert(c)
+    matrices = [(LEAN_FIELDS[n], f"0x{getattr(data, n):x}") for n in WEIGHT_FIELDS]
     return _env().get_template("certificate.lean.j2").render(
-        version=__version__, c=c, seed="none" if cf.seed is None else cf.seed, model_name=cf.model_name or "-",
-        source=cf.source or "-", assumptions=cf.assumptions, sha256=cf.sha256, strategy=cf.strategy,
-        count=cf.count, total=cf.total, module=cf.module, matrices=matrices)
+        version=__version__, c=c, data=data, seed="none" if cf.seed is None else cf.seed,
+        model_name=cf.model_name or "-", source=cf.source or "-", assumptions=cf.assumptions,
+        sha256=cf.sha256, strategy=cf.strategy, count=cf.count, total=cf.total, module=cf.module,
+        matrices=matrices, gaps=f"0x{data.gaps:x}", heartbeats=kernel_budget(c))
 
 
 def _field_text(text: str, name: str) -> str:
@@ -124,9 +134,10 @@ def parse_certificate(text: str) -> CertificateFile:
     """Read a rendered certificate back; refuse anything that is not its canonical form."""
     try:
         ints = {n: int(_field_text(text, n)) for n in
-                ("dVocab", "nCtx", "dModel", "dHead", "weightShift", "width", "isqLo", "isqHi")}
-        mats = {py: json.loads(_field_text(text, lean)) for py, lean in LEAN_FIELDS.items()}
-        gaps = json.loads(_field_text(text, "gaps"))
+                ("dVocab", "nCtx", "dModel", "dHead", "weightShift", "weightBits", "width", "isqLo", "isqHi",
+                 "gapBits")}
+        nats = {py: _nat_literal(_field_text(text, lean)) for py, lean in LEAN_FIELDS.items()}
+        gaps = _nat_literal(_field_text(text, "gaps"))
         claim = re.search(r"^theorem cert : _root_\.MaxKCert\.check data (\d+) = true := by decide \+kernel$",
                           text, re.MULTILINE)
         if not claim:
@@ -136,21 +147,32 @@ def parse_certificate(text: str) -> CertificateFile:
         model_name = _header_line(text, "model")
         source = _header_line(text, "source")
         assumptions = tuple(re.findall(r"^assumption: (.+)$", _header_block(text), re.MULTILINE))
-    except (ValueError, json.JSONDecodeError) as err:
+    except ValueError as err:
         raise CertificateError(f"malformed certificate: {err}") from None
-    for name, value in [*mats.items(), ("gaps", gaps)]:
-        if not (isinstance(value, list) and all(isinstance(r, list) and all(type(x) is int for x in r)
-                                                for r in value)):
-            raise CertificateError(f"malformed certificate: {name} is not a list of integer lists")
-    cert = Cert(ints["dVocab"], ints["nCtx"], ints["dModel"], ints["dHead"], ints["weightShift"],
-                *(mats[n] for n in WEIGHT_NAMES), width=ints["width"], isq_lo=ints["isqLo"],
-                isq_hi=ints["isqHi"], gaps=gaps)
-    cf = CertificateFile(cert, int(claim.group(1)), seed, sha, strategy, model_name=None if model_name == "-" else model_name,
+    if min(ints.values()) < 0 or ints["weightBits"] < 1 or ints["gapBits"] < 1 or \
+            min(ints["dVocab"], ints["nCtx"], ints["dModel"], ints["dHead"]) < 1:
+        raise CertificateError("malformed certificate: a dimension or digit width is out of range")
+    data = CertData(ints["dVocab"], ints["nCtx"], ints["dModel"], ints["dHead"], ints["weightShift"],
+                    ints["weightBits"], *(nats[n] for n in WEIGHT_FIELDS), width=ints["width"],
+                    isq_lo=ints["isqLo"], isq_hi=ints["isqHi"], gap_bits=ints["gapBits"], gaps=gaps)
+    cf = CertificateFile(decode_cert(data), int(claim.group(1)), seed, sha, strategy,
+                         model_name=None if model_name == "-" else model_name,
                          source=None if source == "-" else source, assumptions=assumptions)
-    if _code(render_certificate(cf)) != _code(text):
+    try:
+        canonical = _code(render_certificate(cf)) == _code(text)
+    except Reject:  # the decoded content cannot be re-encoded: not a canonical file
+        canonical = False
+    if not canonical:
         raise CertificateError("the file's Lean code is not the canonical rendering of its own content "
                                "(edited by hand or by another tool version?); refusing to check it")
     return cf
+
+
+def _nat_literal(value: str) -> int:
+    """A natural literal as the file writes it: `0x` and lowercase hex digits."""
+    if not re.fullmatch(r"0x[0-9a-f]+", value):
+        raise ValueError(f"{value[:40]!r} is not a hexadecimal natural literal")
+    return int(value, 16)
 
 
 def _code(text: str) -> str:

@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from .arith import inv_sqrt_bounds
-from ..lean.checker import (ISQ_FRAC, Cert, Ops, build_context, check_family, family_size,
-                      path_magnitudes, path_tables, validate)
+from ..lean.checker import (ISQ_FRAC, Cert, Ops, build_context, check_family, decode_rows, encode_cert,
+                      family_size, path_magnitudes, path_tables, validate)
 from .exact import exact_weights
 from ..modelio.model import WEIGHT_NAMES, Config, Weights
 
@@ -33,7 +33,7 @@ def cert_from_weights(cfg: Config, weights: Weights, gaps: list[list[int]] | Non
 def needed_width(c: Cert) -> int:
     """The smallest multiple of 8 above every magnitude bound of `path_magnitudes` (then
     every unpacked and packed table fits): b < 2^(width-1) iff b.bit_length() < width."""
-    biggest = max(path_magnitudes(c, Ops()))
+    biggest = max(path_magnitudes(encode_cert(c), Ops()))
     return (biggest.bit_length() // 8 + 1) * 8
 
 
@@ -47,20 +47,21 @@ class GapSearch:
 def search_gaps(c: Cert) -> GapSearch:
     """For each (q, m), the largest threshold s whose family checks."""
     t0 = time.perf_counter()
-    validate(c)
+    data = encode_cert(c)
+    validate(data)
     ops = Ops()
-    ctx = build_context(c, path_tables(c, ops), ops)
+    ctx = build_context(data, path_tables(data, ops), ops)
     d, K = c.d_vocab, c.n_ctx
     gaps = [[-2] * d for _ in range(d)]
     count = 0
     for q in range(d):
         qi = ctx.queries[q]
         for m in range(q, d):
-            def ok(s: int) -> bool:
-                return check_family(q, m, s, ctx.eqke[q][m], ctx.dEU[q][m], ctx.dEV[q][m], qi,
+            def ok(s: int) -> bool:  # the checker reads g = s + 2
+                return check_family(q, m, s + 2, ctx.eqke[q][m], ctx.dEU[q][m], ctx.dEV[q][m], qi,
                                     ctx.maxes[m], ctx.scoring, ops)
             gaps[q][m] = largest_threshold(ok, m)
-            count += family_size(q, m, gaps[q][m], K)
+            count += family_size(q, m, gaps[q][m] + 2, K, ops)
     return GapSearch(gaps, count, time.perf_counter() - t0)
 
 

@@ -5,7 +5,7 @@ inputs (a lower bound on accuracy), with its cost and its witness.
 - `cubic`: per (query q, max m) the largest set S of non-max tokens such that every
   input whose free tokens lie in {m} u S is proven correct by the convexity bound
   (below); cost ~ d_vocab^3 K.
-- `subcubic`: the gap proof that the Lean checker re-checks (certify.checker): one
+- `subcubic`: the gap proof that the Lean checker re-checks (certify.lean.checker): one
   threshold s per (q, m); checking costs ~ d_vocab^2 (d_model + K) integer operations.
 - `subcubic/<direct>/<attention>/<positions>`: the family of weaker, cheaper variants
   of the gap proof (certify.variants); Python-checked only.

@@ -15,7 +15,7 @@ for proof cost. Names: `subcubic/<direct>/<attention>/<positions>`.
   Q + c min_i A_i + (K-1-c) min_i B_i.
 
 Each variant only weakens a term of the gap proof (module docstring of
-certify.checker), so it is sound whenever that proof is; `subcubic/exact/prefix/each`
+certify.lean.checker), so it is sound whenever that proof is; `subcubic/exact/prefix/each`
 is exactly the Lean-checked `subcubic`. Variants are searched and checked in Python with
 the checker's integer arithmetic; only the default has a Lean certificate. Their cost
 counts the checker operations of the parts they use (measured, not estimated).
@@ -28,9 +28,9 @@ import time
 from dataclasses import dataclass
 
 from .certificate import largest_threshold
-from ..lean.checker import (Cert, Ops, build_context, e_up, family_size, get, margin_row, mat_prod,
-                      max_abs, max_terms, path_tables, query_term, terms, validate,
-                      worst_placement_ok)
+from ..lean.checker import (Cert, Ops, build_context, check_family, decode_rows, decoded_weights, e_up, encode_cert,
+                      family_size, get, margin_row, max_terms, pack_const, path_tables, query_term, rows_times,
+                      signed_rows, pack_row, terms_pre, unpack, validate, worst_placement_ok)
 
 DIRECT = ("exact", "norm")
 ATTENTION = ("prefix", "upper", "row")
@@ -66,66 +66,77 @@ class VariantResult:
 def _unused_ops(c: Cert, k: Knobs) -> int:
     """Operations of the full context that a variant does not need (measured by running them)."""
     ops = Ops()
-    d = c.d_vocab
+    data = encode_cert(c)
+    d, w = c.d_vocab, c.width
     if k.direct == "norm":  # the EUPU product and its margins
-        Eq = [[x + y for x, y in zip(r, c.W_pos[-1])] for r in c.W_E]
-        eupu = mat_prod(Eq, [[x << (2 * c.weight_shift) for x in r] for r in c.W_U], c.width, ops)
-        for r in eupu:
-            margin_row(r, ops)
+        mats = decoded_weights(data, Ops())
+        base, h = 1 << w, 1 << (data.weight_bits - 1)
+        Eq = [[x + y for x, y in zip(r, mats["W_pos"][-1])] for r in mats["W_E"]]
+        u_rows = signed_rows([pack_row(r, base, ops) for r in mats["W_U"]], pack_const(h, base, d, ops))
+        offset = pack_const(1 << (w - 1), base, d, ops)
+        shift = 2 * c.weight_shift
+        for z in rows_times(Eq, 2 * h, [(p << shift, n << shift) for p, n in u_rows], ops):
+            margin_row(unpack(z, offset, w, d, ops), base, ops)
     if k.attention == "row":  # the prefix-max tables (running max, packing), less a row-max pass
-        ops.n += d * d
+        ops.n += 2 * d * d
     elif k.attention == "upper":  # the row minimum and its exp enclosure, per query
-        ops.n += d * (d + 6)
+        ops.n += d * (d + 16)
     return ops.n
 
 
 def direct_norm_bounds(c: Cert, ops: Ops) -> list[int]:
-    """dEU lower bound per q without EUPU: -2 |Eq[q]|_1 max|U| 2^(2 weight_shift)."""
-    mU = max_abs(c.W_U, ops)
+    """dEU lower bound per q without EUPU: -2 |Eq[q]|_1 max|U| 2^(2 weight_shift), plus
+    base (the checker's margins are margins + base; this one may be negative: Python only)."""
+    mU = max(abs(x) for r in c.W_U for x in r)
+    ops.n += len(c.W_U) * len(c.W_U[0])
     last = c.W_pos[-1]
     out = []
     for r in c.W_E:
-        out.append(-2 * sum(abs(x + y) for x, y in zip(r, last)) * mU << (2 * c.weight_shift))
+        out.append((-2 * sum(abs(x + y) for x, y in zip(r, last)) * mU << (2 * c.weight_shift)) + (1 << c.width))
         ops.n += 2 * len(r) + 2
     return out
 
 
 def check_variant(q: int, m: int, s: int, k: Knobs, ctx, dEU_qm: int, ops: Ops) -> bool:
-    """The gap proof's family check (`certify.checker.check_family`) with the knobs'
-    weakenings (see the module docstring)."""
+    """The gap proof's family check (`certify.lean.checker.check_family`) with the knobs'
+    weakenings (see the module docstring); s is the threshold, margins are + base and
+    terms + T as in the checker."""
+    qi, mi, sc = ctx.queries[q], ctx.maxes[m], ctx.scoring
+    if (k.attention, k.positions) == ("prefix", "each"):
+        return check_family(q, m, s + 2, ctx.eqke[q][m], dEU_qm, ctx.dEV[q][m], qi, mi, sc, ops)
     ops.n += 1
     if s == -2:
         return True
-    qi, mi, sc = ctx.queries[q], ctx.maxes[m], ctx.scoring
-    total = query_term(ctx.dEV[q][m], dEU_qm, qi, mi, ops)
+    total = query_term(ctx.dEV[q][m] + mi.dPV_q + dEU_qm, qi, sc, ops)
     A = max_terms(ctx.eqke[q][m], dEU_qm, qi, mi, sc, ops)
     ops.n += 1
     if s == -1:
         ops.n += len(A) + 1
-        return total + sum(A) > 0
+        return total + sum(A) > sc.t_k
     if k.attention == "row":
-        t_lo, t_hi = qi.t_lo, e_up(sc, 0, ops)
+        pos_lo, t_hi = qi.pos_tlo, e_up(sc, 0, ops)
     else:
-        t_lo = qi.t_lo if k.attention == "prefix" else 0
+        pos_lo = qi.pos_tlo if k.attention == "prefix" else [0] * len(qi.pos_e)
         t_hi = e_up(sc, qi.ref - get(qi.pmax, s, ops), ops)
-    B = terms(t_lo, t_hi, get(mi.pm_dEV, s, ops) + dEU_qm, qi.pos_e, mi.dPV, ops)
+    B = terms_pre(pos_lo, lambda: t_hi, get(mi.pm_dEV, s, ops) + dEU_qm, qi.pos_e, mi.dPV, sc, ops)
     ops.n += 2
     c_min = 1 if q < m else 0
-    if k.positions == "worst":  # every free position bounded by the worst one
+    if k.positions == "worst":  # every free position bounded by the worst one (each + T)
         a, b = min(A), min(B)
         n_free = len(A)
         ops.n += 2 * n_free + 3 * (n_free + 1)
-        return all(total + c * a + (n_free - c) * b > 0 for c in range(c_min, n_free + 1))
-    return worst_placement_ok(total, A, B, c_min, ops)
+        return all(total + c * a + (n_free - c) * b > (n_free + 1) * sc.t_off for c in range(c_min, n_free + 1))
+    return worst_placement_ok(total, A, B, c_min, sc, ops)
 
 
 def run_variant(c: Cert, name: str) -> VariantResult:
     """Search the largest threshold per (q, m) for this variant, then count."""
     k = Knobs.parse(name)
     t0 = time.perf_counter()
-    validate(c)
+    data = encode_cert(c)
+    validate(data)
     ops = Ops()
-    ctx = build_context(c, path_tables(c, ops), ops)
+    ctx = build_context(data, path_tables(data, ops), ops)
     base_ops = ops.n - _unused_ops(c, k)
     d, K = c.d_vocab, c.n_ctx
     check_ops = Ops()
@@ -141,14 +152,16 @@ def run_variant(c: Cert, name: str) -> VariantResult:
     search_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
     count = 0
+    enc = encode_cert(type(c)(**{**c.__dict__, "gaps": gaps}))
+    decode_rows(enc.gaps, enc.gap_bits, d, d, check_ops)  # the checker decodes the witness
     for q in range(d):  # the check: one pass over the found witness, counted as the checker's
         dEU_row = ctx.dEU[q] if dEU_norm is None else [dEU_norm[q]] * d
         for m in range(q, d):
             if not check_variant(q, m, gaps[q][m], k, ctx, dEU_row[m], check_ops):
                 raise AssertionError(f"{name}: search produced an invalid threshold at ({q}, {m})")
-            count += family_size(q, m, gaps[q][m], K)
-            check_ops.n += 3
-        check_ops.n += d + q
+            count += family_size(q, m, gaps[q][m] + 2, K, check_ops)
+            check_ops.nat += 1
+        check_ops.nat += d + q
     unexplained = (2 if k.direct == "norm" else 3) * d * d + 2 * K * d
     return VariantResult(count, base_ops + check_ops.n, unexplained, search_seconds,
                          time.perf_counter() - t1, gaps)

@@ -48,3 +48,21 @@ def test_swapped_unembedding_is_not_certified():
     truth = bruteforce(path_tables(w)).correct
     for name in PROOFS:
         assert prove(cfg, w, name).count <= truth
+
+
+def test_a_failing_strategy_is_recorded_not_fatal(monkeypatch):
+    """`prove --strategy all` reports a strategy that raises; the others still run."""
+    from certify.proofs import strategies
+    from helpers import random_model
+    from certify.modelio.model import Config
+
+    def boom(_p):
+        raise OverflowError("synthetic failure")
+    monkeypatch.setitem(strategies.STRATEGIES, "boom", boom)
+    cfg = Config(6, 3, 8, 8)
+    w = random_model(cfg, 1)
+    out = strategies.prove_many(cfg, w, ["cubic", "boom", "subcubic"], on_error="record")
+    assert [r.error is None for r in out] == [True, False, True]
+    assert "synthetic failure" in out[1].error and out[1].count == 0
+    with pytest.raises(OverflowError):
+        strategies.prove_many(cfg, w, ["boom"])

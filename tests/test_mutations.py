@@ -158,3 +158,13 @@ def test_generated_lean_has_cheap_literals(honest):
         assert lst.count(",") + 1 <= 32
     for field in ("wE", "wPos", "wQ", "wK", "wV", "wO", "wU", "gaps"):
         assert re.search(rf"^  {field} := 0x[0-9a-f]+,?$", text, re.MULTILINE), field
+
+
+@pytest.mark.parametrize("field,value", [("width", 10**12), ("dVocab", 10**6), ("weightBits", 10**9),
+                                         ("gapBits", 10**7)])
+def test_huge_sizes_fail_fast_before_any_allocation(honest, field, value):
+    """A hand-edited size must be refused at parse time (the cap's message), before any
+    allocation of that size."""
+    text = re.sub(rf"(  {field} := )\d+", lambda m: f"{m.group(1)}{value}", render_certificate(honest), 1)
+    rep = check_certificate_text(text)
+    assert not rep.ok and f"{field}={value}" in rep.reason and "beyond what any float32 model" in rep.reason

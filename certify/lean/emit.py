@@ -32,6 +32,13 @@ LEAN_FIELDS = {"W_E": "wE", "W_pos": "wPos", "W_Q": "wQ", "W_K": "wK", "W_V": "w
 EMITTABLE = ("subcubic",)  # strategies with a Lean checker
 
 
+# Sizes no honest certificate exceeds: float32 weights need at most 149 + 24 fraction
+# bits and 128 + 149 + 2 digit bits; dimensions beyond these are far out of reach of
+# the checker anyway. `certify check` refuses larger values before allocating.
+SIZE_CAPS = {"dVocab": 1 << 12, "nCtx": 1 << 8, "dModel": 1 << 12, "dHead": 1 << 12, "weightShift": 400,
+             "weightBits": 400, "width": 1 << 13, "gapBits": 64, "isqLo": 1 << 256, "isqHi": 1 << 256}
+
+
 class CertificateError(ValueError):
     """A certificate file that cannot be parsed or does not check."""
 
@@ -152,6 +159,10 @@ def parse_certificate(text: str) -> CertificateFile:
     if min(ints.values()) < 0 or ints["weightBits"] < 1 or ints["gapBits"] < 1 or \
             min(ints["dVocab"], ints["nCtx"], ints["dModel"], ints["dHead"]) < 1:
         raise CertificateError("malformed certificate: a dimension or digit width is out of range")
+    too_big = [f"{k}={ints[k]}" for k, cap in SIZE_CAPS.items() if ints[k] > cap]
+    if too_big:  # refuse before any allocation of that size (an edited file must fail fast)
+        raise CertificateError(f"malformed certificate: {', '.join(too_big)} beyond what any float32 model "
+                               f"needs (caps: {SIZE_CAPS})")
     data = CertData(ints["dVocab"], ints["nCtx"], ints["dModel"], ints["dHead"], ints["weightShift"],
                     ints["weightBits"], *(nats[n] for n in WEIGHT_FIELDS), width=ints["width"],
                     isq_lo=ints["isqLo"], isq_hi=ints["isqHi"], gap_bits=ints["gapBits"], gaps=gaps)

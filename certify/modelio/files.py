@@ -3,9 +3,12 @@ write never leaves a half-written model, certificate or summary behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+
+from .config import ModelError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -23,3 +26,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json_object(path: Path, what: str) -> dict:
+    """A JSON object from `path`; a missing, unreadable or non-object file is a
+    ModelError naming the file and `what` it should have been."""
+    if not path.is_file():
+        raise ModelError(f"{path}: {what} file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ModelError(f"{path}: {what} is not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{path}: {what} must be a JSON object")
+    return data

@@ -15,7 +15,6 @@ accepted only when every entry already is a float32 value; nothing is rounded.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import Any, Callable
 
 import torch
 
+from .files import read_json_object
 from .model import WEIGHT_NAMES, Config, ModelError, Weights, validate_weights
 
 # --- the architecture the proofs model, field by field --------------------------------
@@ -154,15 +154,8 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
 
 
 def read_config(path: Path) -> dict:
-    if not path.is_file():
-        raise ModelError(f"{path}: config file not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelError(f"{path}: config is not valid JSON ({err})") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{path}: config must be a JSON object (HookedTransformerConfig.to_dict())")
-    return data
+    """The TransformerLens config: HookedTransformerConfig.to_dict() or the 4.x bridge's."""
+    return read_json_object(path, "config")
 
 
 def strip_prefix(state: dict[str, Any], prefix: str = "model.") -> dict[str, Any]:

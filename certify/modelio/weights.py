@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .digest import weights_sha256_arrays
-from .files import atomic_write_bytes, atomic_write_text
+from .files import atomic_write_bytes, atomic_write_text, read_json_object
 from .model import WEIGHT_NAMES, Config, ModelError, Weights, validate_weights
 
 
@@ -39,14 +39,10 @@ def load_model(stem: Path) -> tuple[Config, Weights, dict]:
     from safetensors.torch import load
 
     st_path, json_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
-    for p in (st_path, json_path):
-        if not p.is_file():
-            raise ModelError(f"{p}: file not found")
-    try:
-        sidecar = json.loads(json_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelError(f"{json_path}: not valid JSON ({err})") from None
-    if not isinstance(sidecar, dict) or "config" not in sidecar or "sha256" not in sidecar:
+    if not st_path.is_file():
+        raise ModelError(f"{st_path}: file not found")
+    sidecar = read_json_object(json_path, "sidecar")
+    if "config" not in sidecar or "sha256" not in sidecar:
         raise ModelError(f"{json_path}: sidecar needs 'config' and 'sha256'")
     cfg = Config.from_dict(sidecar["config"])
     try:

@@ -1,5 +1,6 @@
 # make certify SEED=n [K=4] [STRATEGY=...] [LEAN=required]  - the main job
 # make certify MODEL=path CONFIG=path                        - the same for your own model
+#   (MODEL=path ASSUME=1: no config, the architecture is assumed and recorded)
 # make test                                                  - the test suite (what CI runs)
 #
 # Python: inside an active virtual environment (VIRTUAL_ENV or CONDA_PREFIX) its python
@@ -15,6 +16,7 @@ JOBS ?= 2
 VENV ?= .venv
 MODEL ?=
 CONFIG ?=
+ASSUME ?=
 
 ifneq ($(origin PY),undefined)
   PY_SETUP :=
@@ -25,10 +27,11 @@ else
   PY := $(VENV)/bin/python
   PY_SETUP := $(VENV)/bin/python
 endif
-STAMP := build/.deps-installed-$(subst /,_,$(PY))
+# one marker per environment: switching environments re-installs into the new one
+STAMP := build/.deps-installed-$(subst /,_,$(PY)$(VIRTUAL_ENV)$(CONDA_PREFIX))
 
 ifneq ($(MODEL),)
-  MODEL_ARGS := --model $(MODEL) $(if $(CONFIG),--config $(CONFIG))
+  MODEL_ARGS := --model $(MODEL) $(if $(CONFIG),--config $(CONFIG)) $(if $(ASSUME),--assume-architecture)
 else
   MODEL_ARGS := --seed $(SEED) --k $(K) --d-vocab $(D_VOCAB)
 endif
@@ -48,6 +51,7 @@ $(STAMP): pyproject.toml $(PY_SETUP)
 deps: $(STAMP)
 
 certify: $(STAMP)
+	@if [ -z "$(MODEL)" ] && [ -n "$(CONFIG)$(ASSUME)" ]; then echo "make: CONFIG= and ASSUME= go with MODEL=path (your model's checkpoint)" >&2; exit 2; fi
 	$(PY) -m certify run $(MODEL_ARGS) --strategy $(STRATEGY) --lean $(LEAN)
 
 test: $(STAMP)

@@ -324,7 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("emit", parents=[common], help="write the Lean certificate for a model")
     model_source_args(p)
     p.add_argument("--strategy", default="subcubic")
-    p.add_argument("--lean-dir", type=Path, default=default_lean_dir(), help="the Lake project (default lean/)")
+    p.add_argument("--lean-dir", type=Path, default=default_lean_dir(), help="the Lake project that holds the checker (default: this checkout's lean/; a new or empty directory is made into one)")
     p.set_defaults(func=cmd_emit)
     p = sub.add_parser("check", parents=[common], help="re-check a .lean certificate (no torch needed)")
     p.add_argument("path")
@@ -334,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="subcubic", help="the strategy whose certificate is emitted")
     p.add_argument("--lean", choices=["optional", "required"], default="optional",
                    help="'required' makes a missing lake an error")
-    p.add_argument("--lean-dir", type=Path, default=default_lean_dir(), help="the Lake project (default lean/)")
+    p.add_argument("--lean-dir", type=Path, default=default_lean_dir(), help="the Lake project that holds the checker (default: this checkout's lean/; a new or empty directory is made into one)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("sweep", parents=[common], help="seeds x strategies into a results file (resumable)")
     p.add_argument("--seeds", default="paper151", help="'paper151' or a comma list")

@@ -63,7 +63,8 @@ def test_emit_and_check(models, tmp_path):
     assert rc == 0 and json.loads(out)["ok"] is True
     bad = tmp_path / "bad.lean"
     text = open(obj["lean_path"]).read()
-    bad.write_text(text.replace(f"check data {obj['count']} =", f"check data {obj['count'] + 1} ="))
+    bad.write_text(text.replace(f"check data {obj['count']} =", f"check data {obj['count'] + 1} =")
+                   .replace(f"t least {obj['count']} ", f"t least {obj['count'] + 1} "))  # header and docstring too
     rc, out, _ = run("check", str(bad), "--json")
     res = json.loads(out)
     assert rc == 1 and res["ok"] is False and "supports only" in res["reason"]

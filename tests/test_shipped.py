@@ -52,8 +52,8 @@ def test_emitting_over_a_certificate_of_other_weights_is_refused(tmp_path):
     m = shipped_by_digest(cf.sha256)
     r = prove(m.cfg, m.weights, cf.strategy)
     target = CertificateFile(r.witness, r.count, m.seed, m.sha256, cf.strategy)
+    shutil.copytree(REPO / "lean", tmp_path / "lean", ignore=shutil.ignore_patterns(".lake"))
     certs = tmp_path / "lean" / "MaxKCert" / "Certs"
-    certs.mkdir(parents=True)
     other = "0" * 64
     (certs / f"{target.module}.lean").write_text(src.read_text().replace(cf.sha256, other))
     with pytest.raises(CertificateError, match=f"weights {other}, not {cf.sha256}"):

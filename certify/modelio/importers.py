@@ -134,6 +134,8 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
             return load(path.read_bytes()), None
         except (SafetensorError, ValueError, RuntimeError, OverflowError) as err:
             raise ModelError(f"{path}: corrupted or truncated safetensors file ({err})") from None
+    if path.stat().st_size == 0:
+        raise ModelError(f"{path}: the file is empty")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any loader failure is a bad file; no pickle code runs
@@ -142,8 +144,9 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
             raise ModelError(f"{path}: this file holds pickled Python objects (a whole model?), which are "
                              "never loaded (they could run code). Save the weights instead: "
                              "torch.save(model.state_dict(), 'model.pt') or safetensors") from None
-        raise ModelError(f"{path}: cannot read checkpoint ({type(err).__name__}: {text.splitlines()[0][:200]}); "
-                         "truncated or not a torch file?") from None
+        first = (text.splitlines() or [""])[0].split(". ")[0][:160]
+        raise ModelError(f"{path}: not a readable torch checkpoint: truncated, or not a file written by "
+                         f"torch.save ({type(err).__name__}{': ' + first if first else ''})") from None
     if not isinstance(obj, dict):
         raise ModelError(f"{path}: expected a state dict, got {type(obj).__name__}; save model.state_dict()")
     nested = [k for k in STATE_DICT_KEYS if isinstance(obj.get(k), dict)]

@@ -225,9 +225,9 @@ def find_imported(models_dir: Path, ref: str) -> StoredModel:
         hits = [m for m in metas if m.get("name") == ref]
     if not hits:
         known = ", ".join(f"{m.get('name') or '-'} ({m['sha256'][:12]})" for m in metas) or "none"
-        raise ModelError(f"--model {ref}: no such file, and no imported model with that id or name in "
-                         f"{imported_dir(models_dir)} (imported: {known}); `certify import PATH --config C` "
-                         "stores a model")
+        raise ModelError(f"--model {ref}: no such file, and no imported model with that id (8 or more hex "
+                         f"digits of its sha256) or name in {imported_dir(models_dir)} (imported: {known}); "
+                         "`certify import PATH --config C` stores a model")
     return load_stored(imported_dir(models_dir) / hits[0]["sha256"])
 
 
@@ -241,7 +241,9 @@ def user_model(ref: str, models_dir: Path, config_path: Path | None, assume_arch
         meta = {"seed": None, "name": None, "source": imp.source, "format": imp.format,
                 "assumptions": list(imp.assumptions), "sha256": weights_sha256(imp.weights)}
         return StoredModel(imp.cfg, None, imp.weights, meta, None)
-    if config_path is not None or assume_architecture:
-        raise ModelError(f"--model {ref}: not a file; --config and --assume-architecture apply only to a "
-                         "checkpoint file (a stored model was checked when it was imported)")
+    if path.is_dir():
+        raise ModelError(f"--model {ref}: is a directory; give the checkpoint file (or an imported model's "
+                         "id or name)")
+    if config_path is not None or assume_architecture or "/" in ref or path.suffix in (".pt", ".pth", ".safetensors"):
+        raise ModelError(f"--model {ref}: file not found")
     return find_imported(models_dir, ref)

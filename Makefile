@@ -9,7 +9,7 @@
 SEED ?= 123
 K ?= 4
 D_VOCAB ?= 64
-STRATEGY ?= subcubic
+STRATEGY ?= gap
 LEAN ?= optional
 SEEDS ?= paper151
 JOBS ?= 2

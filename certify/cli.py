@@ -136,10 +136,12 @@ def cmd_bruteforce(args: argparse.Namespace) -> tuple[dict, str]:
 
 def cmd_strategies(args: argparse.Namespace) -> tuple[dict, str]:
     from .lean.emit import EMITTABLE
-    from .proofs.strategies import strategy_names
-    names = strategy_names()
-    return ({"strategies": names, "emittable": list(EMITTABLE)},
-            "\n".join(f"{n}{'  (Lean certificate)' if n in EMITTABLE else ''}" for n in names))
+    from .proofs.strategies import aliases, strategy_names
+    names, old = strategy_names(), aliases()
+    return ({"strategies": names, "emittable": list(EMITTABLE), "aliases": old},
+            "\n".join(f"{n}{'  (Lean certificate)' if n in EMITTABLE else ''}" for n in names)
+            + "\naliases (old names, accepted for one release):\n"
+            + "\n".join(f"  {a} -> {n}" for a, n in old.items()))
 
 
 def result_line(r) -> str:
@@ -323,7 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prove)
     p = sub.add_parser("emit", parents=[common], help="write the Lean certificate for a model")
     model_source_args(p)
-    p.add_argument("--strategy", default="subcubic")
+    p.add_argument("--strategy", default="gap")
     p.add_argument("--lean-dir", type=Path, default=default_lean_dir(), help="the Lake project that holds the checker (default: this checkout's lean/; a new or empty directory is made into one)")
     p.set_defaults(func=cmd_emit)
     p = sub.add_parser("check", parents=[common], help="re-check a .lean certificate (no torch needed)")
@@ -331,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("run", parents=[common], help="everything for one model (what `make certify` runs)")
     model_source_args(p)
-    p.add_argument("--strategy", default="subcubic", help="the strategy whose certificate is emitted")
+    p.add_argument("--strategy", default="gap", help="the strategy whose certificate is emitted")
     p.add_argument("--lean", choices=["optional", "required"], default="optional",
                    help="'required' makes a missing lake an error")
     p.add_argument("--lean-dir", type=Path, default=default_lean_dir(), help="the Lake project that holds the checker (default: this checkout's lean/; a new or empty directory is made into one)")

@@ -37,7 +37,8 @@ def test_prove_all_json(models):
     assert rc == 0, err
     obj = json.loads(out)
     names = [r["strategy"] for r in obj["results"]]
-    assert names[:3] == ["bruteforce", "cubic", "subcubic"] and "subcubic/exact/prefix/worst" in names
+    assert names[:3] == ["bruteforce", "cubic", "gap"] and "gap/exact/prefix/worst" in names
+    assert "subcubic/max_diff_exact/mean_query+diff/exact_EQKE+max_diff_exact" in names
     for r in obj["results"]:
         for key in ("seed", "strategy", "count", "total", "bound", "accuracy", "ratio", "flops",
                     "checker_ops", "unexplained_dimension", "seconds", "search_seconds"):
@@ -47,9 +48,13 @@ def test_prove_all_json(models):
 
 def test_strategies_json():
     rc, out, _ = run("strategies", "--json")
-    names = json.loads(out)["strategies"]
-    assert rc == 0 and names[:3] == ["bruteforce", "cubic", "subcubic"] and len(names) == 3 + 12
-    assert all(n.count("/") == 3 for n in names[3:])
+    obj = json.loads(out)
+    names = obj["strategies"]
+    assert rc == 0 and names[:3] == ["bruteforce", "cubic", "gap"] and len(names) == 3 + 12 + 100
+    assert all(n.startswith("gap/") and n.count("/") == 3 for n in names[3:15])
+    assert all(n.startswith("subcubic/") and n.count("/") == 3 for n in names[15:])
+    assert obj["aliases"]["subcubic"] == "gap" and obj["aliases"]["subcubic/exact/prefix/each"] == "gap/exact/prefix/each"
+    assert not set(obj["aliases"]) & set(names)  # the old names never collide with the paper's
 
 
 def test_emit_and_check(models, tmp_path):

@@ -9,11 +9,13 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from certify.proofs.bruteforce import bruteforce
 from certify.proofs.exact import path_tables
-from certify.proofs.strategies import prove
+from certify.proofs.paper_subcubic import PAPER_VARIANTS
+from certify.proofs.strategies import prove, prove_many
 from certify.proofs.variants import VARIANTS
 from models import KINDS, SMALL_CONFIGS, make_model
 
-PROOFS = ("cubic", "subcubic", *VARIANTS)
+GAP_VARIANTS = [v.replace("subcubic/", "gap/", 1) for v in VARIANTS]
+PROOFS = ("cubic", "gap", *GAP_VARIANTS)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -33,11 +35,12 @@ def test_proofs_certify_most_of_a_trained_model(cfg):
     w = make_model(cfg, "trained", 0, 0, 0, 0.0)
     truth = bruteforce(path_tables(w)).correct
     assert truth > 0.8 * cfg.d_vocab ** cfg.n_ctx
-    cubic, sub = prove(cfg, w, "cubic"), prove(cfg, w, "subcubic")
+    cubic, sub = prove(cfg, w, "cubic"), prove(cfg, w, "subcubic")  # the old name of `gap` still works
+    assert sub.strategy == "gap"
     assert sub.count <= truth and cubic.count <= truth
     assert cubic.count > 0.5 * truth and sub.count > 0.3 * truth  # non-trivial: an over-count would show
-    variants = {v: prove(cfg, w, v).count for v in VARIANTS}
-    default = prove(cfg, w, "subcubic/exact/prefix/each")
+    variants = {v: prove(cfg, w, v).count for v in GAP_VARIANTS}
+    default = prove(cfg, w, "gap/exact/prefix/each")
     assert (default.count, default.checker_ops) == (sub.count, sub.checker_ops)  # the Lean-checked proof
     assert all(n <= sub.count for n in variants.values())  # every knob only weakens it
 
@@ -66,3 +69,24 @@ def test_a_failing_strategy_is_recorded_not_fatal(monkeypatch):
     assert "synthetic failure" in out[1].error and out[1].count == 0
     with pytest.raises(OverflowError):
         strategies.prove_many(cfg, w, ["boom"])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cfg=st.sampled_from(SMALL_CONFIGS), kind=st.sampled_from(KINDS), seed=st.integers(0, 50),
+       a=st.integers(0, 100), b=st.integers(0, 100), strength=st.floats(0, 1))
+def test_no_paper_variant_exceeds_the_exhaustive_count(cfg, kind, seed, a, b, strength):
+    a, b = a % cfg.d_vocab, b % cfg.d_vocab
+    w = make_model(cfg, kind, seed, a, b, strength)
+    truth = bruteforce(path_tables(w)).correct
+    for r in prove_many(cfg, w, PAPER_VARIANTS):
+        assert r.count <= truth, (r.strategy, kind, r.count, truth)
+
+
+def test_paper_variants_certify_a_trained_model():
+    cfg = SMALL_CONFIGS[4]
+    w = make_model(cfg, "trained", 0, 0, 0, 0.0)
+    truth = bruteforce(path_tables(w)).correct
+    counts = {r.strategy: r.count for r in prove_many(cfg, w, PAPER_VARIANTS)}
+    assert max(counts.values()) <= truth
+    best = "subcubic/max_diff_exact/mean_query+diff/exact_EQKE+max_diff_exact"
+    assert counts[best] > 0.4 * truth  # non-trivial: an over-count would show

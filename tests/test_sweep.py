@@ -29,12 +29,12 @@ def test_sweep_writes_one_row_per_seed_and_strategy(swept):
     rows = list(csv.DictReader(out.open()))
     assert info["rows_written"] == 6 and len(rows) == 6
     assert {(r["seed"], r["strategy"]) for r in rows} == {(s, n) for s in ("1", "2")
-                                                          for n in ("bruteforce", "cubic", "subcubic")}
+                                                          for n in ("bruteforce", "cubic", "gap")}
     jl = [json.loads(line) for line in out.with_suffix(".jsonl").read_text().splitlines()]
     assert len(jl) == 6 and all(r["accuracy_kind"] == "exhaustive" for r in jl)
     for r in rows:
         assert int(r["count"]) <= int(r["total"])
-    sub = [r for r in rows if r["strategy"] == "subcubic"]
+    sub = [r for r in rows if r["strategy"] == "gap"]  # `subcubic` is its old name (an alias)
     assert all(r["certificate"].endswith(".lean") for r in sub)
 
 

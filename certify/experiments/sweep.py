@@ -18,7 +18,7 @@ from pathlib import Path
 
 COLUMNS = ["seed", "k", "d_vocab", "strategy", "count", "total", "bound", "accuracy", "accuracy_kind",
            "accuracy_ci_low", "accuracy_ci_high", "ratio", "flops", "checker_ops", "unexplained_dimension",
-           "seconds", "search_seconds", "certificate"]
+           "seconds", "search_seconds", "certificate", "paper_flops", "group"]
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,8 @@ def append_rows(csv_path: Path, jsonl_path: Path, rows: list[dict]) -> None:
 def sweep(seeds: list[int], strategies: list[str], out: Path, *, d_vocab: int, k: int, d_model: int,
           d_head: int, models_dir: Path, lean_dir: Path | None, jobs: int = 1, progress: bool = True) -> dict:
     from tqdm import tqdm
+    from ..proofs.registry import canonical
+    strategies = [canonical(n) for n in strategies]  # old names (aliases) resume under the new ones
     out.parent.mkdir(parents=True, exist_ok=True)
     jsonl = out.with_suffix(".jsonl")
     done = done_pairs(out)

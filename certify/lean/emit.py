@@ -31,7 +31,10 @@ LEAN_DIR = _CHECKOUT_LEAN if (_CHECKOUT_LEAN / "lakefile.toml").exists() else Pa
 TOOLCHAIN = "leanprover/lean4:v4.34.1"
 LEAN_FIELDS = {"W_E": "wE", "W_pos": "wPos", "W_Q": "wQ", "W_K": "wK", "W_V": "wV", "W_O": "wO",
                "W_U": "wU"}
-EMITTABLE = ("subcubic",)  # strategies with a Lean checker
+EMITTABLE = ("gap", "subcubic")  # strategies with a Lean checker (`subcubic`: the old name of `gap`)
+# The header keeps the old name for this release, so that the committed certificates stay
+# byte-identical: `strategy: subcubic` in a certificate means the gap proof.
+HEADER_NAMES = {"gap": "subcubic"}
 
 
 # Sizes no honest certificate exceeds: float32 weights need at most 149 + 24 fraction
@@ -100,7 +103,7 @@ def render_certificate(cf: CertificateFile, version: str = __version__) -> str:
     return _env().get_template("certificate.lean.j2").render(
         version=version, c=c, data=data, seed="none" if cf.seed is None else cf.seed,
         model_name=cf.model_name or "-", source=cf.source or "-", assumptions=cf.assumptions,
-        sha256=cf.sha256, strategy=cf.strategy, count=cf.count, total=cf.total, module=cf.module,
+        sha256=cf.sha256, strategy=HEADER_NAMES.get(cf.strategy, cf.strategy), count=cf.count, total=cf.total, module=cf.module,
         matrices=matrices, gaps=f"0x{data.gaps:x}", heartbeats=kernel_budget(c))
 
 
@@ -255,7 +258,7 @@ def emit(cf: CertificateFile, checker_ops: int, lean_dir: Path = LEAN_DIR) -> Em
     summary = {"seed": cf.seed, "model": cf.model_name, "source": cf.source,
                "assumptions": list(cf.assumptions), "config": {"d_vocab": c.d_vocab, "n_ctx": c.n_ctx, "d_model": c.d_model,
                                            "d_head": c.d_head},
-               "weights_sha256": cf.sha256, "strategy": cf.strategy, "count": cf.count, "total": cf.total,
+               "weights_sha256": cf.sha256, "strategy": HEADER_NAMES.get(cf.strategy, cf.strategy), "count": cf.count, "total": cf.total,
                "bound": cf.count / cf.total, "checker_ops": checker_ops, "toolchain": TOOLCHAIN,
                "module": f"MaxKCert.Certs.{cf.module}", "certify_version": __version__}
     refuse_other_weights(lean_path, cf.sha256)

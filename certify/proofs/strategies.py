@@ -51,6 +51,7 @@ from .bruteforce import UNDERFLOW_UNIT, AttentionTable, bruteforce, float_tables
 from ..lean.checker import Cert, check
 from .certificate import cert_from_weights, search_gaps
 from .exact import PathTables, path_tables
+from . import paper_cost, registry
 from .variants import VARIANTS, run_variant
 from ..modelio.model import Config, Weights
 
@@ -69,6 +70,8 @@ class ProofResult:
     accuracy: float | None = None
     witness: object = field(default=None, repr=False)
     error: str | None = None  # set when the strategy failed on this model (count 0 then)
+    paper_flops: int | None = None  # FLOPs in the paper's measure (`paper_cost`); None: not known
+    group: str | None = None  # the paper's group of a paper-family strategy
 
     @property
     def bound(self) -> float:
@@ -84,7 +87,7 @@ class ProofResult:
                 "flops": self.flops, "checker_ops": self.checker_ops,
                 "unexplained_dimension": self.unexplained_dimension,
                 "seconds": round(self.seconds, 4), "search_seconds": round(self.search_seconds, 4),
-                "error": self.error}
+                "error": self.error, "paper_flops": self.paper_flops, "group": self.group}
 
 
 @dataclass
@@ -107,7 +110,7 @@ def run_bruteforce(p: ProofInput) -> ProofResult:
     r = bruteforce(p.tables)
     d, K = p.cfg.d_vocab, p.cfg.n_ctx
     return ProofResult("bruteforce", r.correct, r.total, r.flops, r.flops, d ** (K + 1), r.seconds, 0.0,
-                       accuracy=r.accuracy)
+                       accuracy=r.accuracy, paper_flops=paper_cost.bruteforce(p.cfg, r.flops))
 
 
 def run_subcubic(p: ProofInput) -> ProofResult:
@@ -122,9 +125,9 @@ def run_subcubic(p: ProofInput) -> ProofResult:
     if not verdict.ok:  # the search and the checker disagree: a bug, never a bound
         raise AssertionError(f"gap search produced an invalid witness: {verdict.reason}")
     d, K = p.cfg.d_vocab, p.cfg.n_ctx
-    return ProofResult("subcubic", verdict.count, d ** K, verdict.ops, verdict.ops,
+    return ProofResult("gap", verdict.count, d ** K, verdict.ops, verdict.ops,
                        3 * d * d + 2 * K * d, time.perf_counter() - t1, search_seconds,
-                       accuracy=p.accuracy, witness=cert)
+                       accuracy=p.accuracy, witness=cert, paper_flops=paper_cost.gap(p.cfg, verdict.ops))
 
 
 def run_cubic(p: ProofInput) -> ProofResult:
@@ -169,27 +172,38 @@ def run_cubic(p: ProofInput) -> ProofResult:
             sets[(q, m)] = [int(t) for t in order[:n]]
             count += (n + 1) ** free - (n ** free if q < m else 0)
     return ProofResult("cubic", count, d ** K, flops, flops, 3 * d * d + 2 * K * d,
-                       time.perf_counter() - t0, 0.0, accuracy=p.accuracy, witness=sets)
+                       time.perf_counter() - t0, 0.0, accuracy=p.accuracy, witness=sets,
+                       paper_flops=paper_cost.cubic(p.cfg, flops))
 
 
 def run_subcubic_variant(name: str) -> Callable[[ProofInput], ProofResult]:
     def run(p: ProofInput) -> ProofResult:
-        r = run_variant(p.cert(), name)
+        r = run_variant(p.cert(), name.replace("gap/", "subcubic/", 1))
         return ProofResult(name, r.count, p.cfg.d_vocab ** p.cfg.n_ctx, r.ops, r.ops, r.unexplained_dimension,
-                           r.check_seconds, r.search_seconds, accuracy=p.accuracy, witness=r.gaps)
+                           r.check_seconds, r.search_seconds, accuracy=p.accuracy, witness=r.gaps,
+                           paper_flops=paper_cost.gap(p.cfg, r.ops))
     return run
 
 
-STRATEGIES: dict[str, Callable[[ProofInput], ProofResult]] = {
-    "bruteforce": run_bruteforce,
-    "cubic": run_cubic,
-    "subcubic": run_subcubic,
-    **{name: run_subcubic_variant(name) for name in VARIANTS},
-}
+STRATEGIES: dict[str, Callable[[ProofInput], ProofResult]] = registry.STRATEGIES
+if not STRATEGIES:  # the built-in strategies, then the family modules of registry.FAMILIES
+    registry.register("bruteforce", run_bruteforce)
+    registry.register("cubic", run_cubic)
+    registry.register("gap", run_subcubic)
+    registry.alias("subcubic", "gap")
+    for _old in VARIANTS:  # subcubic/<direct>/<attention>/<positions> -> gap/...
+        registry.register(_old.replace("subcubic/", "gap/", 1), run_subcubic_variant(_old.replace("subcubic/", "gap/", 1)))
+        registry.alias(_old, _old.replace("subcubic/", "gap/", 1))
+    registry.load_families()
 
 
 def strategy_names() -> list[str]:
     return list(STRATEGIES)
+
+
+def aliases() -> dict[str, str]:
+    """Old name -> new name, accepted for one release."""
+    return dict(registry.ALIASES)
 
 
 def in_reach(names: list[str], cfg: Config) -> list[str]:
@@ -202,7 +216,7 @@ def resolve(names: str) -> list[str]:
     """'all', one name, or a comma list; unknown names are an error that lists the known ones."""
     if names == "all":
         return strategy_names()
-    out = [n.strip() for n in names.split(",") if n.strip()]
+    out = [registry.canonical(n.strip()) for n in names.split(",") if n.strip()]
     unknown = [n for n in out if n not in STRATEGIES]
     if unknown or not out:
         raise ValueError(f"unknown strategy {', '.join(unknown) or names!r}; known: {', '.join(STRATEGIES)}, all")
@@ -218,7 +232,7 @@ def prove_many(cfg: Config, weights: Weights, strategies: list[str],
     """
     p = ProofInput(cfg, weights, path_tables(weights), accuracy)
     results = []
-    for name in strategies:
+    for name in map(registry.canonical, strategies):
         try:
             results.append(STRATEGIES[name](p))
         except Exception as err:  # noqa: BLE001 - recorded per strategy, re-raised on request

@@ -227,8 +227,10 @@ def log_bounds(num: int, den: int, bits: int = 96) -> tuple[int, int]:
 def log1p_exp_neg_upper(x: Fraction, d: int, bits: int = 80) -> Fraction:
     """An upper bound of log(1 + (d - 1) exp(-x)): the cross-entropy of an input whose
     label beats each of the d - 1 other logits by at least x (x may be negative)."""
-    if x < 0:  # log(1 + (d-1) e^y) <= y + log d for y = -x > 0
-        return -x + Fraction(log_bounds(d, 1, bits)[1], 1 << bits)
+    if x < 0:  # log(1 + (d-1) e^y) = y + log(e^-y + d - 1), y = -x > 0
+        a = math.floor(-x * (1 << bits))  # e^-y <= exp(-a / 2^bits)
+        _, hi, frac = exp_neg_bounds_relative(a, bits)
+        return -x + Fraction(log_bounds(((d - 1) << frac) + hi, 1 << frac, bits)[1], 1 << bits)
     a = math.floor(x * (1 << bits))  # x >= a / 2^bits, so exp(-x) <= exp(-a / 2^bits)
     _, hi, frac = exp_neg_bounds_relative(a, bits)
     num = (1 << frac) + (d - 1) * hi  # 1 + (d-1) exp(-x) <= num / 2^frac

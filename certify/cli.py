@@ -352,7 +352,8 @@ def cmd_sweep(args: argparse.Namespace) -> tuple[dict, str]:
     cfg = config_of(args)
     out = sweep(seeds, strategies, args.out, d_vocab=cfg.d_vocab, k=cfg.n_ctx, d_model=cfg.d_model,
                 d_head=cfg.d_head, models_dir=args.models_dir,
-                lean_dir=None if args.no_emit else args.lean_dir, jobs=args.jobs, progress=not args.json)
+                lean_dir=None if args.no_emit else args.lean_dir, jobs=args.jobs, progress=not args.json,
+                loss=args.loss)
     return out, (f"{out['rows_written']} rows written ({out['rows_skipped']} already there) to {out['csv']} "
                  f"and {out['jsonl']} in {out['seconds']} s")
 
@@ -418,6 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lean-dir", type=Path, default=Path("results/lean"),
                    help="where certificates are emitted (default results/lean)")
     p.add_argument("--no-emit", action="store_true", help="do not emit certificates")
+    p.add_argument("--loss", action="store_true",
+                   help="also prove loss bounds (columns loss_bound, loss_exact, loss_ratio)")
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("report", parents=[common], help="Pareto plot and Markdown table of a sweep")
     p.add_argument("results")

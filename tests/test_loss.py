@@ -280,3 +280,25 @@ def test_sumlinear_import_and_cli(tmp_path):
     out = subprocess.run(env_py + ["prove", "--arch", "sum-linear", "--model", str(path), "--k", "2", "--json"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and {r["strategy"] for r in json.loads(out.stdout)["results"]} == {"bruteforce", "symmetry"}
+
+
+def test_sweep_loss_columns_and_report_plot(tmp_path):
+    from certify.experiments.report import report
+    from certify.experiments.sweep import sweep
+    from certify.modelio.store import exhaustive_meta, model_stem
+    from certify.modelio.weights import save_model
+    cfg = Config(6, 2, 8, 8)
+    w = make_model(cfg, "trained", 1, 0, 0, 0.0)
+    save_model(model_stem(tmp_path, cfg, 1), cfg, w, {"seed": 1, "exhaustive": exhaustive_meta(cfg, w)})  # cached
+    out = tmp_path / "r.csv"
+    sweep([1], ["bruteforce", "cubic", "subcubic"], out, d_vocab=6, k=2, d_model=8, d_head=8, models_dir=tmp_path,
+          lean_dir=None, progress=False, loss=True)
+    import csv
+    rows = {r["strategy"]: r for r in csv.DictReader(out.open())}
+    exact = float(rows["bruteforce"]["loss_exact"])
+    assert exact > 0 and float(rows["bruteforce"]["loss_ratio"]) == pytest.approx(1.0)
+    for name in ("cubic", "subcubic"):
+        assert float(rows[name]["loss_bound"]) >= exact and float(rows[name]["loss_ratio"]) >= 1
+    rep = report(out, tmp_path / "rep")
+    assert (tmp_path / "rep" / "loss.png").is_file() and rep["loss_png"]
+    assert "## Loss bounds" in (tmp_path / "rep" / "report.md").read_text()

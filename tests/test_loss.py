@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from certify.modelio.model import Config, forward_logits
 from certify.modelio.sumlinear import SumLinearConfig, SumLinearTrainParams, init_weights, train as train_sl
 from certify.proofs.exact import path_tables
+from certify.proofs.strategies import prove
 from certify.proofs.loss import (EXP_ABS, EXP_REL, LOG1P_REL, LOG_ERR, fexp, flog, flog1p, log1p_exp_neg_upper,
                                  log_bounds, loss_from_logits)
 from certify.proofs.loss_maxk import bruteforce_loss, gap_family_margins, prove_loss_many
@@ -138,7 +139,7 @@ def test_maxk_bruteforce_encloses_the_exact_mean_narrowly_and_bounds_hold(cfg):
     for name in ("cubic", "subcubic"):
         r = results[name]
         assert r.upper >= bf.exact.hi, name
-        assert r.detail["certified_inputs"] > 0  # the margins are used: a wrong one could show
+        assert r.detail["certified_inputs"] == prove(cfg, w, name).count  # the accuracy proof's families
         assert r.ratio >= 1
 
 

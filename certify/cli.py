@@ -154,6 +154,10 @@ def result_line(r) -> str:
 
 
 def cmd_prove(args: argparse.Namespace) -> tuple[dict, str]:
+    if getattr(args, "arch", "maxk-attention") == "sum-linear":
+        return cmd_prove_sum_linear(args)
+    if getattr(args, "metric", "accuracy") == "loss":
+        return cmd_prove_loss(args)
     from .proofs.strategies import in_reach, prove_many, resolve
     names = resolve(args.strategy)
     m = load_model_arg(args)
@@ -166,6 +170,72 @@ def cmd_prove(args: argparse.Namespace) -> tuple[dict, str]:
     if args.strategy == "all" or len(rows) > 1:
         return {**m.identity(), "results": rows, "ok": not failed, "failed": failed}, text
     return {**rows[0], "ok": not failed}, text
+
+
+def loss_line(r) -> str:
+    if r.error:
+        return f"{r.strategy:<15} FAILED: {r.error}"
+    ratio = f"{r.ratio:.4f}" if r.ratio is not None else "-"
+    exact = f"  (exact mean in [{float(r.exact.lo):.10g}, {float(r.exact.hi):.10g}])" if r.lower is not None else ""
+    return f"{r.strategy:<15} loss <= {r.bound:.10g}  ratio {ratio}  flops {r.flops:.3g}  {r.seconds:.2f} s{exact}"
+
+
+def cmd_prove_loss(args: argparse.Namespace) -> tuple[dict, str]:
+    """--metric loss for the Max-of-K attention model: upper bounds on the mean cross-entropy."""
+    from .proofs.loss_maxk import prove_loss_many, resolve_loss
+    names = resolve_loss(args.strategy)
+    m = load_model_arg(args)
+    results = prove_loss_many(m.cfg, m.weights, names, on_error="record")
+    rows = [{**m.identity(), "arch": "maxk-attention", "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, **r.to_dict()}
+            for r in results]
+    failed = [r.strategy for r in results if r.error]
+    return ({**m.identity(), "metric": "loss", "results": rows, "ok": not failed, "failed": failed},
+            "\n".join(loss_line(r) for r in results))
+
+
+SUM_LINEAR_DEFAULTS = {"k": 3, "d_vocab": 256, "d_model": 128}
+
+
+def load_sum_linear(args: argparse.Namespace):
+    """The sum-linear model of --seed (trained once, cached) or --model (a state dict file)."""
+    from .modelio.sumlinear import SumLinearConfig, get_model, import_state_dict
+    if args.d_head is not None:
+        raise CliError("--d-head does not apply to --arch sum-linear (it has no attention)")
+    if args.model is not None:
+        if args.config is not None or args.assume_architecture:
+            raise CliError("--config and --assume-architecture apply to the attention model; a sum-linear state "
+                           "dict needs only --k")
+        path = Path(args.model)
+        if not path.is_file():
+            raise CliError(f"--model {args.model}: file not found (sum-linear models are given as a state dict file)")
+        m = import_state_dict(path, args.k)
+        for opt in ("d_vocab", "d_model"):
+            given = getattr(args, opt)
+            if given is not None and given != getattr(m.cfg, opt):
+                raise CliError(f"--{opt.replace('_', '-')} {given} disagrees with the model ({getattr(m.cfg, opt)})")
+        return m
+    cfg = SumLinearConfig(**{o: getattr(args, o) if getattr(args, o) is not None else v
+                             for o, v in SUM_LINEAR_DEFAULTS.items() if o != "k"},
+                          n_ctx=args.k if args.k is not None else SUM_LINEAR_DEFAULTS["k"])
+    return get_model(cfg, args.seed, args.models_dir, log=log)
+
+
+def cmd_prove_sum_linear(args: argparse.Namespace) -> tuple[dict, str]:
+    """--arch sum-linear: the tutorial's model, its loss proofs or its exhaustive accuracy."""
+    from .proofs.sumlinear_proofs import prove_accuracy, prove_loss, resolve
+    metric = getattr(args, "metric", "accuracy")
+    names = resolve(args.strategy, metric)
+    m = load_sum_linear(args)
+    ident = {**m.identity(), "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "d_model": m.cfg.d_model}
+    if metric == "loss":
+        results = prove_loss(m.weights, m.cfg.n_ctx, names)
+        rows = [{**ident, **r.to_dict()} for r in results]
+        text = "\n".join(loss_line(r) for r in results)
+    else:
+        rows = [{**ident, **r} for r in prove_accuracy(m.weights, m.cfg.n_ctx, names)]
+        text = "\n".join(f"{r['strategy']:<15} {r['count']:>10} / {r['total']:<10} accuracy {r['bound']:.6f}  "
+                         f"{r['seconds']:.2f} s" for r in rows)
+    return {**ident, "metric": metric, "results": rows, "ok": True, "failed": []}, f"{m.label} (sum-linear, K={m.cfg.n_ctx}, d_vocab={m.cfg.d_vocab}):\n{text}"
 
 
 def do_emit(m, strategy: str, lean_dir: Path):
@@ -284,7 +354,8 @@ def cmd_sweep(args: argparse.Namespace) -> tuple[dict, str]:
     cfg = config_of(args)
     out = sweep(seeds, strategies, args.out, d_vocab=cfg.d_vocab, k=cfg.n_ctx, d_model=cfg.d_model,
                 d_head=cfg.d_head, models_dir=args.models_dir,
-                lean_dir=None if args.no_emit else args.lean_dir, jobs=args.jobs, progress=not args.json)
+                lean_dir=None if args.no_emit else args.lean_dir, jobs=args.jobs, progress=not args.json,
+                loss=args.loss)
     return out, (f"{out['rows_written']} rows written ({out['rows_skipped']} already there) to {out['csv']} "
                  f"and {out['jsonl']} in {out['seconds']} s")
 
@@ -322,6 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prove", parents=[common], help="run a proof strategy (or all)")
     model_source_args(p)
     p.add_argument("--strategy", default="all", help="a strategy name, a comma list, or 'all'")
+    p.add_argument("--metric", choices=["accuracy", "loss"], default="accuracy",
+                   help="accuracy: a lower bound on the accuracy; loss: an upper bound on the mean cross-entropy")
+    p.add_argument("--arch", choices=["maxk-attention", "sum-linear"], default="maxk-attention",
+                   help="the architecture: the Max-of-K attention model, or the tutorial's sum-linear model")
     p.set_defaults(func=cmd_prove)
     p = sub.add_parser("emit", parents=[common], help="write the Lean certificate for a model")
     model_source_args(p)
@@ -346,6 +421,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lean-dir", type=Path, default=Path("results/lean"),
                    help="where certificates are emitted (default results/lean)")
     p.add_argument("--no-emit", action="store_true", help="do not emit certificates")
+    p.add_argument("--loss", action="store_true",
+                   help="also prove loss bounds (columns loss_bound, loss_exact, loss_ratio)")
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("report", parents=[common], help="Pareto plot and Markdown table of a sweep")
     p.add_argument("results")

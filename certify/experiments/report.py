@@ -94,9 +94,56 @@ def plot(rows: list[dict], out_dir: Path) -> list[Path]:
     return paths
 
 
+def loss_rows(rows: list[dict]) -> list[dict]:
+    return [r for r in rows if r.get("loss_bound") not in (None, "", "None")]
+
+
+def loss_markdown(rows: list[dict]) -> str:
+    """Mean loss bound and bound / exact mean loss per strategy (rows with a loss bound)."""
+    lines = ["| strategy | seeds | loss bound (mean) | loss bound / exact loss |", "|---|---|---|---|"]
+    groups: dict[str, list[dict]] = {}
+    for r in loss_rows(rows):
+        groups.setdefault(r["strategy"], []).append(r)
+    for name, rs in groups.items():
+        ratios = [float(r["loss_ratio"]) for r in rs if r.get("loss_ratio") not in (None, "", "None")]
+        ratio = f"{statistics.mean(ratios):.4g} +- {statistics.stdev(ratios) if len(ratios) > 1 else 0.0:.3g}" \
+            if ratios else "-"
+        lines.append(f"| {name} | {len(rs)} | {statistics.mean(float(r['loss_bound']) for r in rs):.4g} | {ratio} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_loss(rows: list[dict], out_dir: Path) -> Path:
+    """The loss bound against proof cost (log-log), one colour per strategy."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rs = loss_rows(rows)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for n in sorted({r["strategy"] for r in rs}):
+        pts = [(float(r.get("loss_flops") or r["flops"]), float(r["loss_bound"])) for r in rs if r["strategy"] == n]
+        ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=14, alpha=0.6, label=n)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("proof cost (FLOPs of the checking computation)")
+    ax.set_ylabel("certified upper bound on the mean loss")
+    ax.set_title("Max-of-K: loss bound vs proof cost")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "loss.png"
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def report(results: Path, out_dir: Path) -> dict:
     rows = read_rows(results)
     paths = plot(rows, out_dir)
     md = out_dir / "report.md"
-    md.write_text("# Sweep report\n\nSource: " + str(results) + "\n\n" + markdown(rows), encoding="utf-8")
-    return {"png": str(paths[0]), "svg": str(paths[1]), "markdown": str(md), "rows": len(rows)}
+    text = "# Sweep report\n\nSource: " + str(results) + "\n\n" + markdown(rows)
+    out = {"png": str(paths[0]), "svg": str(paths[1]), "markdown": str(md), "rows": len(rows)}
+    if loss_rows(rows):
+        text += "\n## Loss bounds\n\n" + loss_markdown(rows)
+        out["loss_png"] = str(plot_loss(rows, out_dir))
+    md.write_text(text, encoding="utf-8")
+    return out

@@ -18,7 +18,8 @@ from pathlib import Path
 
 COLUMNS = ["seed", "k", "d_vocab", "strategy", "count", "total", "bound", "accuracy", "accuracy_kind",
            "accuracy_ci_low", "accuracy_ci_high", "ratio", "flops", "checker_ops", "unexplained_dimension",
-           "seconds", "search_seconds", "certificate", "paper_flops", "group"]
+           "seconds", "search_seconds", "certificate", "paper_flops", "group", "loss_bound", "loss_exact",
+           "loss_ratio", "loss_flops"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class SweepJob:
     d_head: int
     models_dir: str
     lean_dir: str | None
+    loss: bool = False  # also the loss bounds (columns loss_bound, loss_exact, loss_ratio, loss_flops)
 
 
 def done_pairs(csv_path: Path) -> set[tuple[int, str]]:
@@ -77,7 +79,21 @@ def run_job(job: SweepJob) -> list[dict]:
         rows.append({"seed": job.seed, "k": cfg.n_ctx, "d_vocab": cfg.d_vocab, **d, "accuracy": acc,
                      "accuracy_kind": kind, "accuracy_ci_low": ci[0], "accuracy_ci_high": ci[1],
                      "ratio": r.count / r.total / acc if acc else None, "certificate": certificate})
+    if job.loss:
+        add_loss_columns(rows, cfg, m.weights)
     return rows
+
+
+def add_loss_columns(rows: list[dict], cfg, weights) -> None:
+    """The loss bound of every strategy that has one (certify.proofs.loss_maxk), in place."""
+    from ..proofs.loss_maxk import prove_loss_many, resolve_loss
+    names = [r["strategy"] for r in rows if r["strategy"] in resolve_loss("all") + ["gap", "subcubic"]]
+    by_name = {lr.strategy: lr for lr in prove_loss_many(cfg, weights, names, on_error="record")}
+    for r in rows:
+        lr = by_name.get(r["strategy"])
+        if lr is not None and not lr.error:
+            r.update(loss_bound=lr.bound, loss_exact=None if lr.exact is None else lr.exact.mid, loss_ratio=lr.ratio,
+                     loss_flops=lr.flops)
 
 
 def append_rows(csv_path: Path, jsonl_path: Path, rows: list[dict]) -> None:
@@ -98,7 +114,8 @@ def append_rows(csv_path: Path, jsonl_path: Path, rows: list[dict]) -> None:
 
 
 def sweep(seeds: list[int], strategies: list[str], out: Path, *, d_vocab: int, k: int, d_model: int,
-          d_head: int, models_dir: Path, lean_dir: Path | None, jobs: int = 1, progress: bool = True) -> dict:
+          d_head: int, models_dir: Path, lean_dir: Path | None, jobs: int = 1, progress: bool = True,
+          loss: bool = False) -> dict:
     from tqdm import tqdm
     from ..proofs.registry import canonical
     strategies = [canonical(n) for n in strategies]  # old names (aliases) resume under the new ones
@@ -106,7 +123,7 @@ def sweep(seeds: list[int], strategies: list[str], out: Path, *, d_vocab: int, k
     jsonl = out.with_suffix(".jsonl")
     done = done_pairs(out)
     todo = [SweepJob(s, tuple(n for n in strategies if (s, n) not in done), d_vocab, k, d_model, d_head,
-                     str(models_dir), str(lean_dir) if lean_dir else None) for s in seeds]
+                     str(models_dir), str(lean_dir) if lean_dir else None, loss) for s in seeds]
     todo = [j for j in todo if j.strategies]
     t0 = time.perf_counter()
     written = 0

@@ -193,6 +193,8 @@ register("empty", "nothing matters: the whole model runs on an independent unifo
 register("value-max-only", "the value path carries only the max token: the value input of each free non-max "
          "position comes from an input with the same max whose token there is not the max",
          lambda ctx: [Draw((("val_tok", i),), below_max(i), i, max_and_is_max(i)) for i in free(ctx)])
+# Resampling a whole position (key and value together) from its own conditional law keeps the
+# input distribution and the label: 100% by construction, whatever the model (see the README).
 register("nonmax-interchangeable", "non-max tokens are interchangeable: each free non-max position's token "
          "(its key and its value together) comes from an input with the same max, non-max there",
          lambda ctx: [Draw((("key_tok", i), ("val_tok", i)), below_max(i), i, max_and_is_max(i))

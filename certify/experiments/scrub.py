@@ -193,6 +193,11 @@ def supports(draws: list[Draw], x: np.ndarray, ctx: Context) -> list[tuple[np.nd
     return out
 
 
+def sample_draws(draws: list[Draw], x: np.ndarray, ctx: Context, rng: np.random.Generator) -> list[np.ndarray]:
+    """One value per reference input for each draw, uniform on its support."""
+    return [rng.integers(lo, hi) for lo, hi in supports(draws, x, ctx)]
+
+
 def enumeration_size(hyp: Hypothesis, ctx: Context) -> int | None:
     """(input, resample) pairs of the exact computation, or None if inputs are too many."""
     if ctx.d_vocab ** ctx.n_ctx > EXACT_INPUTS:
@@ -258,8 +263,7 @@ def scrub_exact(ft: FloatTables, hyp: Hypothesis, ctx: Context, base: Baseline) 
 
 def scrub_monte_carlo(ft: FloatTables, hyp: Hypothesis, ctx: Context, base: Baseline, seed: int) -> ScrubResult:
     draws = hyp.draws(ctx)
-    rng = np.random.default_rng([seed, hyp.stream])
-    values = [rng.integers(lo, hi) for lo, hi in supports(draws, base.x, ctx)]
+    values = sample_draws(draws, base.x, ctx, np.random.default_rng([seed, hyp.stream]))
     marg = label_marginal(ft.d_vocab, ft.n_ctx)
     scr = blocked_losses(ft, scrubbed_slots(base.x, draws, values), base.labels, marg) if draws else base.model
     m = base.model

@@ -243,14 +243,25 @@ def test_spearman():
     assert math.isnan(spearman([1, 1, 1], [1, 2, 3]))
 
 
-def test_scrub_sweep_then_report(tmp_path):
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, small_model):
+    """A model store holding the small model as seeds 1 and 2 (no training in the tests below)."""
+    from certify.modelio.weights import save_model
+    from certify.modelio.store import model_stem
+    root = tmp_path_factory.mktemp("scrub_models")
+    for seed in (1, 2):
+        save_model(model_stem(root, SMALL, seed), SMALL, small_model, {"seed": seed})
+    return root
+
+
+def test_scrub_sweep_then_report(tmp_path, store):
     out = tmp_path / "scrub.csv"
     info = scrub_sweep([1, 2], ["full", "value-max-only", "keys-any"], out, d_vocab=6, k=3, d_model=8, d_head=8,
-                       models_dir=tmp_path / "models", samples=1000, progress=False)
+                       models_dir=store, samples=1000, progress=False)
     rows = list(csv.DictReader(out.open()))
     assert info["rows_written"] == 6 and {r["method"] for r in rows} == {"exact"}
     again = scrub_sweep([1, 2], ["full", "value-max-only", "keys-any"], out, d_vocab=6, k=3, d_model=8, d_head=8,
-                        models_dir=tmp_path / "models", samples=1000, progress=False)
+                        models_dir=store, samples=1000, progress=False)
     assert again["rows_written"] == 0 and again["rows_skipped"] == 6
     proofs = tmp_path / "results.csv"
     with proofs.open("w", newline="") as f:
@@ -265,9 +276,9 @@ def test_scrub_sweep_then_report(tmp_path):
     assert "| keys-any | subcubic/exact/row/each | 2 |" in (tmp_path / "report" / "scrub.md").read_text()
 
 
-def test_cli_scrub_json(tmp_path):
+def test_cli_scrub_json(tmp_path, store):
     proc = subprocess.run([sys.executable, "-m", "certify", "scrub", "--seed", "1", "--k", "3", "--d-vocab", "6",
-                           "--d-model", "8", "--d-head", "8", "--models-dir", str(tmp_path), "--json"],
+                           "--d-model", "8", "--d-head", "8", "--models-dir", str(store), "--json"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     obj = json.loads(proc.stdout)

@@ -343,11 +343,35 @@ def cmd_run(args: argparse.Namespace) -> tuple[dict, str]:
     return out, "\n".join(lines)
 
 
+def cmd_scrub(args: argparse.Namespace) -> tuple[dict, str]:
+    from .experiments.hypotheses import resolve as resolve_hypotheses
+    from .experiments.scrub import scrub_model
+    names = resolve_hypotheses(args.hypothesis)
+    m = load_model_arg(args)
+    results = scrub_model(m.cfg, m.weights, names, method=args.method, samples=args.samples,
+                          seed=args.seed if args.seed is not None else 0)
+    out = {**m.identity(), "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "results": [r.to_dict() for r in results]}
+    r0 = results[0]
+    how = (f"exact ({r0.method}: every input and resample enumerated)" if r0.method == "exact" else
+           f"Monte Carlo, {r0.samples} inputs, 95% intervals")
+    lines = [f"{m.label}: causal scrubbing, {how}; L_model {r0.l_model:.6g}, L_random {r0.l_random:.6g}, "
+             f"model accuracy {r0.model_accuracy:.5f}",
+             f"{'hypothesis':<24} {'L_scrubbed':>11} {'% loss recovered [95% CI]':>34} {'scrubbed acc [95% CI]':>30}"
+             "  strategy"]
+    for r in results:
+        lines.append(f"{r.hypothesis:<24} {r.l_scrubbed:>11.6g} {100 * r.recovered:>12.4f} "
+                     f"[{100 * r.recovered_ci[0]:.4f}, {100 * r.recovered_ci[1]:.4f}] {r.accuracy:>9.5f} "
+                     f"[{r.accuracy_ci[0]:.5f}, {r.accuracy_ci[1]:.5f}]  {r.strategy or '-'}")
+    return out, "\n".join(lines)
+
+
 def cmd_sweep(args: argparse.Namespace) -> tuple[dict, str]:
     from .modelio.seeds import parse_seeds
     from .proofs.strategies import resolve
     from .experiments.sweep import sweep
     seeds = parse_seeds(args.seeds)
+    if args.scrub:
+        return scrub_sweep_pass(args, seeds)
     strategies = resolve(args.strategies)
     if args.jobs < 1:
         raise CliError("-j must be at least 1")
@@ -360,8 +384,26 @@ def cmd_sweep(args: argparse.Namespace) -> tuple[dict, str]:
                  f"and {out['jsonl']} in {out['seconds']} s")
 
 
+def scrub_sweep_pass(args: argparse.Namespace, seeds: list[int]) -> tuple[dict, str]:
+    """`certify sweep --scrub`: the causal-scrubbing pass, into its own CSV."""
+    from .experiments.hypotheses import resolve as resolve_hypotheses
+    from .experiments.scrub_results import scrub_sweep
+    if args.jobs < 1:
+        raise CliError("-j must be at least 1")
+    cfg = config_of(args)
+    out = scrub_sweep(seeds, resolve_hypotheses(args.hypotheses), args.scrub_out, d_vocab=cfg.d_vocab, k=cfg.n_ctx,
+                      d_model=cfg.d_model, d_head=cfg.d_head, models_dir=args.models_dir, samples=args.samples,
+                      jobs=args.jobs, progress=not args.json)
+    return out, (f"{out['rows_written']} scrub rows written ({out['rows_skipped']} already there) to "
+                 f"{out['csv']} in {out['seconds']} s")
+
+
 def cmd_report(args: argparse.Namespace) -> tuple[dict, str]:
     from .experiments.report import report
+    if args.scrub is not None:
+        from .experiments.scrub_results import scrub_report
+        sr = scrub_report(Path(args.results), args.scrub, args.out)
+        return sr, f"wrote {sr['png']}, {sr['svg']} and {sr['markdown']} ({sr['pairs']} scrub/proof pairs)"
     out = report(Path(args.results), args.out)
     return out, f"wrote {out['png']}, {out['svg']} and {out['markdown']} ({out['rows']} rows)"
 
@@ -369,6 +411,11 @@ def cmd_report(args: argparse.Namespace) -> tuple[dict, str]:
 def default_lean_dir() -> Path:
     from .lean.emit import LEAN_DIR
     return LEAN_DIR
+
+
+def scrub_default_samples() -> int:
+    from .experiments.scrub import DEFAULT_SAMPLES  # numpy only, no torch
+    return DEFAULT_SAMPLES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -423,11 +470,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-emit", action="store_true", help="do not emit certificates")
     p.add_argument("--loss", action="store_true",
                    help="also prove loss bounds (columns loss_bound, loss_exact, loss_ratio)")
+    p.add_argument("--scrub", action="store_true",
+                   help="instead of the proofs, run causal scrubbing (all hypotheses) into --scrub-out")
+    p.add_argument("--scrub-out", type=Path, default=Path("results/scrub.csv"))
+    p.add_argument("--hypotheses", default="all", help="with --scrub: 'all' or a comma list")
+    p.add_argument("--samples", type=int, default=scrub_default_samples(), help="with --scrub: Monte Carlo samples")
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("report", parents=[common], help="Pareto plot and Markdown table of a sweep")
     p.add_argument("results")
     p.add_argument("--out", type=Path, default=Path("results/report"))
+    p.add_argument("--scrub", type=Path, default=None,
+                   help="a `sweep --scrub` CSV: draw scrubbing against the proofs instead")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("scrub", parents=[common], help="causal scrubbing of the hypotheses the proofs rely on")
+    model_source_args(p)
+    p.add_argument("--hypothesis", default="all", help="a hypothesis name, a comma list, or 'all'")
+    p.add_argument("--samples", type=int, default=scrub_default_samples(),
+                   help="Monte Carlo reference inputs (when the model is too large to enumerate)")
+    p.add_argument("--method", choices=["auto", "exact", "monte-carlo"], default="auto",
+                   help="auto: exact when every input and resample can be enumerated")
+    p.set_defaults(func=cmd_scrub)
     return parser
 
 

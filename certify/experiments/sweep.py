@@ -17,7 +17,6 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,7 +75,6 @@ def run_job(job: SweepJob) -> JobOutput:
     import torch
     torch.set_num_threads(1)
     from ..lean.emit import EMITTABLE, CertificateFile, check_certificate_text, render_certificate
-    from ..modelio.model import Config
     from ..modelio.store import get_model
     from ..proofs.strategies import prove_many
     cfg = Config(job.d_vocab, job.k, job.d_model, job.d_head)

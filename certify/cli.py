@@ -48,6 +48,9 @@ def common_args() -> argparse.ArgumentParser:
     p.add_argument("--d-model", type=int, default=None, help="default 32")
     p.add_argument("--d-head", type=int, default=None, help="default 32")
     p.add_argument("--models-dir", type=Path, default=Path("models"), help="model store (default models/)")
+    p.add_argument("--preset", default=None,
+                   help="a configuration of the paper by name: paper-k4, paper-k5, paper-k10, paper-k10-v128, "
+                        "paper-k20, paper-k20-v512 (size options may only repeat its values)")
     return p
 
 
@@ -55,7 +58,17 @@ SIZE_OPTIONS = {"k": ("n_ctx", 4), "d_vocab": ("d_vocab", 64), "d_model": ("d_mo
 
 
 def config_of(args: argparse.Namespace) -> Config:
-    """The seed model's config from --k/--d-vocab/--d-model/--d-head (or the defaults)."""
+    """The seed model's config from --k/--d-vocab/--d-model/--d-head (or the defaults),
+    or from --preset (then a size option that disagrees with it is an error)."""
+    if getattr(args, "preset", None) is not None:
+        from .modelio.presets import preset_config
+        cfg = preset_config(args.preset)
+        for opt, (field, _) in SIZE_OPTIONS.items():
+            given = getattr(args, opt)
+            if given is not None and given != getattr(cfg, field):
+                raise CliError(f"--{opt.replace('_', '-')} {given} disagrees with --preset {args.preset} "
+                               f"({field} = {getattr(cfg, field)})")
+        return cfg
     return Config(**{field: getattr(args, opt) if getattr(args, opt) is not None else default
                      for opt, (field, default) in SIZE_OPTIONS.items()})
 
@@ -375,13 +388,21 @@ def cmd_sweep(args: argparse.Namespace) -> tuple[dict, str]:
     strategies = resolve(args.strategies)
     if args.jobs < 1:
         raise CliError("-j must be at least 1")
+    if args.dask and args.scheduler:
+        raise CliError("--dask starts a cluster here, --scheduler uses an existing one: give one of them")
+    if args.scheduler and args.jobs != 1:
+        raise CliError("-j sets the local processes or --dask workers; the cluster at --scheduler has its own")
     cfg = config_of(args)
     out = sweep(seeds, strategies, args.out, d_vocab=cfg.d_vocab, k=cfg.n_ctx, d_model=cfg.d_model,
                 d_head=cfg.d_head, models_dir=args.models_dir,
                 lean_dir=None if args.no_emit else args.lean_dir, jobs=args.jobs, progress=not args.json,
-                loss=args.loss)
-    return out, (f"{out['rows_written']} rows written ({out['rows_skipped']} already there) to {out['csv']} "
-                 f"and {out['jsonl']} in {out['seconds']} s")
+                loss=args.loss, dask=args.dask, scheduler=args.scheduler)
+    text = (f"{out['rows_written']} rows written ({out['rows_skipped']} already there) to {out['csv']} "
+            f"and {out['jsonl']} in {out['seconds']} s ({out['executor']})")
+    if out["failures"]:
+        text += f"\n{len(out['failures'])} seed(s) failed (details in {out['failures_log']}); re-run to retry:"
+        text += "".join(f"\n  seed {f['seed']} ({f['attempts']} attempts): {f['error']}" for f in out["failures"])
+    return out, text
 
 
 def scrub_sweep_pass(args: argparse.Namespace, seeds: list[int]) -> tuple[dict, str]:
@@ -475,6 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scrub-out", type=Path, default=Path("results/scrub.csv"))
     p.add_argument("--hypotheses", default="all", help="with --scrub: 'all' or a comma list")
     p.add_argument("--samples", type=int, default=scrub_default_samples(), help="with --scrub: Monte Carlo samples")
+    p.add_argument("--dask", action="store_true", help="run the jobs on a Dask LocalCluster of -j workers here")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the jobs on an existing Dask cluster (e.g. tcp://host:8786)")
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("report", parents=[common], help="Pareto plot and Markdown table of a sweep")
     p.add_argument("results")

@@ -1,0 +1,80 @@
+"""The job driver and the model hand-over, without a cluster: retry once, report, never
+let a worker's model replace other weights in the client's store."""
+
+import json
+
+import pytest
+
+from certify.experiments.executors import drive
+from certify.experiments.sweep import JobOutput, SweepJob
+from certify.modelio.config import ModelError
+from certify.modelio.model import Config
+from certify.modelio.store import model_stem
+from certify.modelio.transfer import adopt_entry, read_entry
+from certify.modelio.weights import save_model
+from helpers import random_model
+
+CFG = Config(5, 3, 4, 4)
+
+
+def job(seed):
+    return SweepJob(seed, ("cubic",), CFG.d_vocab, CFG.n_ctx, CFG.d_model, CFG.d_head, "", False)
+
+
+class Scripted:
+    """An executor whose jobs succeed or raise as scripted, attempt by attempt."""
+
+    def __init__(self, script):
+        self.script, self.queue, self.runs = script, [], []
+
+    def submit(self, j):
+        self.queue.append(j)
+
+    def next_done(self):
+        j = self.queue.pop(0)
+        self.runs.append(j.seed)
+        outcome = self.script[j.seed].pop(0)
+        return j, outcome if isinstance(outcome, BaseException) else JobOutput([{"seed": j.seed}])
+
+
+def test_drive_retries_once_then_reports(tmp_path):
+    ex = Scripted({1: ["ok"], 2: [RuntimeError("flaky"), "ok"], 3: [RuntimeError("a"), RuntimeError("b")]})
+    got = []
+    failures = drive(ex, [job(1), job(2), job(3)], lambda j, o: got.append(j.seed),
+                     failures_path=tmp_path / "f.jsonl")
+    assert sorted(got) == [1, 2] and sorted(ex.runs) == [1, 2, 2, 3, 3]
+    assert [(f.seed, f.attempts, f.error) for f in failures] == [(3, 2, "RuntimeError: b")]
+    log = [json.loads(line) for line in (tmp_path / "f.jsonl").read_text().splitlines()]
+    assert [(e["seed"], e["attempt"], e["final"]) for e in log] == [(2, 1, False), (3, 1, False), (3, 2, True)]
+
+
+def test_a_refusal_by_the_client_is_reported_without_a_retry(tmp_path):
+    ex = Scripted({1: ["ok", "ok"]})
+
+    def refuse(j, o):
+        raise ValueError("already holds a certificate for other weights")
+
+    failures = drive(ex, [job(1)], refuse, failures_path=tmp_path / "f.jsonl")
+    assert ex.runs == [1] and [(f.seed, f.attempts) for f in failures] == [(1, 1)]
+
+
+def entry(tmp_path, seed, weights_seed):
+    stem = tmp_path / f"src{weights_seed}" / "m"
+    save_model(stem, CFG, random_model(CFG, weights_seed), {"seed": seed})
+    return read_entry(stem)
+
+
+def test_adopting_a_trained_model(tmp_path):
+    store = tmp_path / "store"
+    adopt_entry(store, CFG, 7, entry(tmp_path, 7, 0))
+    adopt_entry(store, CFG, 7, entry(tmp_path, 7, 0))  # the same weights again: a no-op
+    assert read_entry(model_stem(store, CFG, 7)) == entry(tmp_path, 7, 0)
+    with pytest.raises(ModelError, match="refusing to replace"):
+        adopt_entry(store, CFG, 7, entry(tmp_path, 7, 1))
+    with pytest.raises(ModelError, match="not .* seed 8"):
+        adopt_entry(store, CFG, 8, entry(tmp_path, 7, 0))
+    files = entry(tmp_path, 9, 0)
+    files[".safetensors"] = files[".safetensors"][:-1] + bytes([files[".safetensors"][-1] ^ 1])
+    with pytest.raises(ModelError, match="sha256"):
+        adopt_entry(store, CFG, 9, files)
+    assert read_entry(model_stem(store, CFG, 9)) is None  # nothing half-stored

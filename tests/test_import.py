@@ -168,7 +168,7 @@ def test_truncated_files_are_named(tmp_path):
         import_model(p, c)
     p, c = write(tmp_path, tl_state(random_model(SMALL, 3)), tl_config(), "m.pt")
     p.write_bytes(p.read_bytes()[:200])
-    with pytest.raises(ModelError, match="cannot read checkpoint"):
+    with pytest.raises(ModelError, match="not a readable torch checkpoint"):
         import_model(p, c)
 
 

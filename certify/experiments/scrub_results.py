@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import statistics
 import sys
 import time
@@ -34,14 +33,9 @@ class ScrubJob:
 
 
 def done_pairs(csv_path: Path) -> set[tuple[int, str]]:
-    """(seed, hypothesis) pairs already written; a torn last line is dropped."""
-    if not csv_path.exists():
-        return set()
-    lines = csv_path.read_text(encoding="utf-8").splitlines(keepends=True)
-    good = [ln for ln in lines if ln.endswith("\n")]
-    if len(good) != len(lines):
-        csv_path.write_text("".join(good), encoding="utf-8")
-    return {(int(r["seed"]), r["hypothesis"]) for r in csv.DictReader(good) if r.get("hypothesis")}
+    """(seed, hypothesis) pairs already written (the sweep's resumable reader)."""
+    from .sweep import done_pairs as done
+    return done(csv_path, key="hypothesis")
 
 
 def run_scrub_job(job: ScrubJob) -> list[dict]:
@@ -60,14 +54,8 @@ def run_scrub_job(job: ScrubJob) -> list[dict]:
 
 
 def append_rows(csv_path: Path, rows: list[dict]) -> None:
-    new = not csv_path.exists() or csv_path.stat().st_size == 0
-    with csv_path.open("a", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        if new:
-            w.writeheader()
-        w.writerows(rows)
-        f.flush()
-        os.fsync(f.fileno())
+    from .sweep import append_rows as append
+    append(csv_path, None, rows, COLUMNS)
 
 
 def scrub_sweep(seeds: list[int], hypotheses: list[str], out: Path, *, d_vocab: int, k: int, d_model: int,
@@ -140,15 +128,16 @@ class Pair:
 
 def pairs(scrub_rows: list[dict], proof_rows: list[dict]) -> list[Pair]:
     """Scrub rows joined with the proof row of the mapped strategy on the same seed."""
+    from ..proofs.registry import canonical  # results of the previous release use old names
     ratio = {}
     for r in proof_rows:
         if r.get("strategy") and r.get("ratio") not in (None, "", "None"):
-            ratio[(int(r["seed"]), r["strategy"])] = float(r["ratio"])
+            ratio[(int(r["seed"]), canonical(r["strategy"]))] = float(r["ratio"])
     out = []
     for r in scrub_rows:
-        key = (int(r["seed"]), r["strategy"])
+        key = (int(r["seed"]), canonical(r["strategy"])) if r["strategy"] else (int(r["seed"]), "")
         if r["strategy"] and key in ratio:
-            out.append(Pair(key[0], r["hypothesis"], r["strategy"], float(r["recovered"]),
+            out.append(Pair(key[0], r["hypothesis"], key[1], float(r["recovered"]),
                             float(r["scrubbed_accuracy"]), ratio[key]))
     return out
 

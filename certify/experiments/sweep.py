@@ -59,16 +59,19 @@ class JobOutput:
     model_files: dict[str, bytes] | None = None
 
 
-def done_pairs(csv_path: Path) -> set[tuple[int, str]]:
-    """(seed, strategy) pairs already in the results; a torn last line is dropped."""
+def done_pairs(csv_path: Path, key: str = "strategy") -> set[tuple[int, str]]:
+    """(seed, key) pairs already in a results file; a torn last line is dropped. Strategy
+    names are read through the registry's aliases, so a sweep of the previous release
+    resumes under the new names."""
+    from ..proofs.registry import canonical
     if not csv_path.exists():
         return set()
     lines = csv_path.read_text(encoding="utf-8").splitlines(keepends=True)
     good = [ln for ln in lines if ln.endswith("\n")]
     if len(good) != len(lines):  # interrupted mid-line: rewrite without the torn line
         csv_path.write_text("".join(good), encoding="utf-8")
-    rows = list(csv.DictReader(good))
-    return {(int(r["seed"]), r["strategy"]) for r in rows if r.get("strategy")}
+    name = canonical if key == "strategy" else (lambda v: v)
+    return {(int(r["seed"]), name(r[key])) for r in csv.DictReader(good) if r.get(key)}
 
 
 def run_job(job: SweepJob) -> JobOutput:
@@ -131,19 +134,23 @@ def add_loss_columns(rows: list[dict], cfg, weights) -> None:
                      loss_flops=lr.flops)
 
 
-def append_rows(csv_path: Path, jsonl_path: Path, rows: list[dict]) -> None:
+def append_rows(csv_path: Path, jsonl_path: Path | None, rows: list[dict], columns: list[str] = COLUMNS) -> None:
+    """Append rows to the CSV (and the JSON-lines file) and fsync, so an interrupted
+    sweep loses no finished row."""
     new = not csv_path.exists() or csv_path.stat().st_size == 0
     with csv_path.open("a", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         if new:
             w.writeheader()
         for r in rows:
             w.writerow(r)
         f.flush()
         os.fsync(f.fileno())
+    if jsonl_path is None:
+        return
     with jsonl_path.open("a", encoding="utf-8") as f:
         for r in rows:
-            f.write(json.dumps({k: r.get(k) for k in COLUMNS}, sort_keys=True) + "\n")
+            f.write(json.dumps({k: r.get(k) for k in columns}, sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())
 

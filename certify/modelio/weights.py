@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 
 from .digest import weights_sha256_arrays
 from .files import atomic_write_bytes, atomic_write_text, read_json_object

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from .arith import inv_sqrt_bounds
-from ..lean.checker import (ISQ_FRAC, Cert, Ops, build_context, check_family, decode_rows, encode_cert,
+from ..lean.checker import (ISQ_FRAC, Cert, Ops, build_context, check_family, encode_cert,
                       family_size, path_magnitudes, path_tables, validate)
 from .exact import exact_weights
 from ..modelio.model import WEIGHT_NAMES, Config, Weights

@@ -226,7 +226,7 @@ def cubic_family_margins(tables: PathTables, sets: dict[tuple[int, int], list[in
     """
     ft = float_tables(tables)
     att, G = ft.att, ft.G
-    d, K = G.shape[0], G.shape[1]
+    K = G.shape[1]
     free = K - 1
     kappa = K * ft.B * (2 * att.rho + (32 * K + 32) * U)
     slack = 8.0 * (K + 1) * (2 * ft.B + 1) * UNDERFLOW_UNIT

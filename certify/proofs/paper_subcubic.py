@@ -451,8 +451,8 @@ def _sorted_sums(e: Iv, k: int) -> dict[str, np.ndarray]:
     free_lo = np.sort(e.lo[:, :-1], axis=1)  # ascending
     free_hi = np.sort(e.hi[:, :-1], axis=1)
     csum = lambda a: np.concatenate([np.zeros((d, 1)), np.cumsum(a, axis=1)], axis=1)  # noqa: E731
-    lo_small, lo_large = csum(free_lo), csum(free_lo[:, ::-1])
-    hi_small, hi_large = csum(free_hi), csum(free_hi[:, ::-1])
+    lo_small = csum(free_lo)
+    hi_large = csum(free_hi[:, ::-1])
     out = {k2: np.zeros((d, k)) for k2 in ("smax_lo_qm", "snon_hi_qm", "smax_hi_qm", "snon_lo_qm",
                                            "smax_lo_q", "snon_hi_q", "smax_hi_q", "snon_lo_q")}
     slack = 4.0 * (k + 2) * 2.0 ** -53

@@ -22,7 +22,6 @@ same function as the one-hot matmul, fewer operations).
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import sys
 from dataclasses import asdict, dataclass
@@ -32,7 +31,7 @@ import numpy as np
 import torch
 
 from .config import ModelError
-from .files import atomic_write_bytes, atomic_write_text
+from .weights import read_model_files, write_model_files
 
 ARCH = "sum-linear"
 SL_WEIGHT_NAMES = ("embedding.weight", "linear.weight", "unembedding.weight")
@@ -192,26 +191,14 @@ def model_stem(models_dir: Path, cfg: SumLinearConfig, seed: int) -> Path:
 
 
 def save(stem: Path, cfg: SumLinearConfig, weights: Weights, meta: dict) -> None:
-    from safetensors.torch import save as st_save
     validate_weights(cfg, weights)
-    blob = st_save({k: weights[k].contiguous() for k in SL_WEIGHT_NAMES})
-    sidecar = {"config": cfg.to_dict(), **meta, "sha256": weights_sha256(weights)}
-    atomic_write_bytes(stem.with_suffix(".safetensors"), blob)
-    atomic_write_text(stem.with_suffix(".json"), json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
+    write_model_files(stem, {k: weights[k] for k in SL_WEIGHT_NAMES}, cfg.to_dict(), meta, weights_sha256(weights))
 
 
 def load(stem: Path) -> StoredSumLinear:
-    from safetensors.torch import load as st_load
-    meta = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
-    cfg = SumLinearConfig.from_dict(meta["config"])
-    try:
-        weights = st_load(stem.with_suffix(".safetensors").read_bytes())
-    except Exception as err:  # noqa: BLE001 - any defect of the file is a ModelError
-        raise ModelError(f"{stem}.safetensors: cannot be read ({err})") from None
-    validate_weights(cfg, weights)
-    if weights_sha256(weights) != meta.get("sha256"):
-        raise ModelError(f"{stem}.safetensors: sha256 does not match its sidecar; the file was changed")
-    return StoredSumLinear(cfg, meta.get("seed"), weights, meta, stem)
+    meta, weights = read_model_files(
+        stem, lambda side, w: validate_weights(SumLinearConfig.from_dict(side["config"]), w), weights_sha256)
+    return StoredSumLinear(SumLinearConfig.from_dict(meta["config"]), meta.get("seed"), weights, meta, stem)
 
 
 def get_model(cfg: SumLinearConfig, seed: int, models_dir: Path,

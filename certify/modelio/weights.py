@@ -21,19 +21,21 @@ def weights_sha256(weights: Weights) -> str:
     return weights_sha256_arrays({n: weights[n].detach().cpu().numpy() for n in WEIGHT_NAMES})
 
 
-def save_model(stem: Path, cfg: Config, weights: Weights, meta: dict) -> None:
-    """Write `<stem>.safetensors` and `<stem>.json` (tensors first, sidecar last)."""
+def write_model_files(stem: Path, tensors: dict, config: dict, meta: dict, sha256: str) -> None:
+    """Write `<stem>.safetensors` and `<stem>.json` (tensors first, sidecar last), for any
+    architecture: the sidecar is the config, the metadata and the weights' sha256."""
     from safetensors.torch import save
 
-    validate_weights(cfg, weights)
-    blob = save({k: weights[k].contiguous() for k in WEIGHT_NAMES})
-    sidecar = {"config": cfg.to_dict(), **meta, "sha256": weights_sha256(weights)}
+    blob = save({k: t.contiguous() for k, t in tensors.items()})
+    sidecar = {"config": config, **meta, "sha256": sha256}
     atomic_write_bytes(stem.with_suffix(".safetensors"), blob)
     atomic_write_text(stem.with_suffix(".json"), json.dumps(sidecar, indent=2, sort_keys=True) + "\n")
 
 
-def load_model(stem: Path) -> tuple[Config, Weights, dict]:
-    """Load and validate a model; any defect raises ModelError naming the file and problem."""
+def read_model_files(stem: Path, validate, digest) -> tuple[dict, dict]:
+    """(sidecar, tensors) of `<stem>`, for any architecture: `validate(sidecar, tensors)`
+    checks the tensors against the sidecar's config, `digest(tensors)` must equal the
+    sidecar's sha256. Any defect raises ModelError naming the file and the problem."""
     from safetensors import SafetensorError
     from safetensors.torch import load
 
@@ -43,17 +45,29 @@ def load_model(stem: Path) -> tuple[Config, Weights, dict]:
     sidecar = read_json_object(json_path, "sidecar")
     if "config" not in sidecar or "sha256" not in sidecar:
         raise ModelError(f"{json_path}: sidecar needs 'config' and 'sha256'")
-    cfg = Config.from_dict(sidecar["config"])
     try:
-        weights = load(st_path.read_bytes())
+        tensors = load(st_path.read_bytes())
     except (SafetensorError, ValueError, RuntimeError, OverflowError) as err:
         raise ModelError(f"{st_path}: corrupted or truncated safetensors file ({err})") from None
     try:
-        validate_weights(cfg, weights)
+        validate(sidecar, tensors)
     except ModelError as err:
         raise ModelError(f"{st_path}: {err}") from None
-    digest = weights_sha256(weights)
-    if digest != sidecar["sha256"]:
-        raise ModelError(f"{st_path}: sha256 {digest[:12]}... does not match the sidecar's "
+    found = digest(tensors)
+    if found != sidecar["sha256"]:
+        raise ModelError(f"{st_path}: sha256 {found[:12]}... does not match the sidecar's "
                          f"{str(sidecar['sha256'])[:12]}...; the file was changed or corrupted")
-    return cfg, weights, sidecar
+    return sidecar, tensors
+
+
+def save_model(stem: Path, cfg: Config, weights: Weights, meta: dict) -> None:
+    """A Max-of-K model's files (validated first)."""
+    validate_weights(cfg, weights)
+    write_model_files(stem, {k: weights[k] for k in WEIGHT_NAMES}, cfg.to_dict(), meta, weights_sha256(weights))
+
+
+def load_model(stem: Path) -> tuple[Config, Weights, dict]:
+    """Load and validate a model; any defect raises ModelError naming the file and problem."""
+    sidecar, weights = read_model_files(
+        stem, lambda side, w: validate_weights(Config.from_dict(side["config"]), w), weights_sha256)
+    return Config.from_dict(sidecar["config"]), weights, sidecar

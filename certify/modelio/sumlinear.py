@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .config import ModelError
+from .store import StoredModel
 from .weights import read_model_files, write_model_files
 
 ARCH = "sum-linear"
@@ -159,31 +160,22 @@ def weights_sha256(weights: Weights) -> str:
 
 # ------------------------------------------------------------------ the store
 @dataclass(frozen=True)
-class StoredSumLinear:
-    """A sum-linear model ready for the proofs (the interface of store.StoredModel that
-    the command line reads)."""
-    cfg: SumLinearConfig
-    seed: int | None
-    weights: Weights
-    meta: dict
-    stem: Path | None
-
-    @property
-    def sha256(self) -> str:
-        return self.meta["sha256"]
+class StoredSumLinear(StoredModel):
+    """A sum-linear model ready for the proofs: the store's StoredModel (sha256, name,
+    source, assumptions) with this architecture's label and identity. Its accuracy is
+    proved by `sumlinear_proofs`, not read from a Max-of-K exhaustive count."""
 
     @property
     def label(self) -> str:
-        return f"seed {self.seed}" if self.seed is not None else (self.meta.get("source") or self.sha256[:12])
+        return f"seed {self.seed}" if self.seed is not None else (self.source or self.sha256[:12])
 
     @property
-    def assumptions(self) -> tuple[str, ...]:
-        return tuple(self.meta.get("assumptions") or ())
+    def accuracy(self) -> float | None:
+        return None
 
     def identity(self) -> dict:
-        return {"arch": ARCH, "seed": self.seed,
-                "model": None if self.seed is not None else self.sha256[:12], "weights_sha256": self.sha256,
-                "source": self.meta.get("source"), "assumptions": list(self.assumptions)}
+        return {"arch": ARCH, **super().identity(),
+                "model": None if self.seed is not None else self.sha256[:12]}
 
 
 def model_stem(models_dir: Path, cfg: SumLinearConfig, seed: int) -> Path:

@@ -53,7 +53,7 @@ def golden_weights() -> dict[str, torch.Tensor]:
 
 def certificate_for(cfg, w, seed=0) -> CertificateFile:
     r = prove(cfg, w, "subcubic")
-    return CertificateFile(r.witness, r.count, seed, weights_sha256(w), "subcubic")
+    return CertificateFile(r.witness, r.count, seed, weights_sha256(w), "gap")
 
 
 @pytest.fixture(scope="module")
@@ -271,6 +271,22 @@ def test_golden_certificate():
     assert text == path.read_text(), "generated Lean changed: review the diff and update the golden file"
     assert parse_certificate(text) == cf
     assert check_certificate_text(text).ok and cf.count > 0
+    assert "\nstrategy: gap\n" in text and "\nset_option maxHeartbeats 200000 in\n" in text
+
+
+def test_archived_golden_certificate_still_renders_and_checks():
+    """The format of the certificates committed before issue 18 (`strategy: subcubic`, the
+    old heartbeat budget) is still accepted, byte for byte, and never written any more."""
+    from certify.lean.emit import ARCHIVED_FORMAT
+    cf = certificate_for(GOLDEN_CFG, golden_weights(), seed=0)
+    archived = (GOLDEN / "V6K3M14H6Seed0.archived.lean").read_text()
+    assert render_certificate(cf, fmt=ARCHIVED_FORMAT) == archived
+    assert "\nstrategy: subcubic\n" in archived and "\nset_option maxHeartbeats 600000 in\n" in archived
+    assert parse_certificate(archived) == cf and check_certificate_text(archived).ok
+    assert render_certificate(cf) != archived
+    # the two formats do not mix: the new name with the old budget (or the reverse) is refused
+    for a, b in (("strategy: subcubic", "strategy: gap"), ("maxHeartbeats 600000", "maxHeartbeats 200000")):
+        assert not check_certificate_text(archived.replace(a, b, 1)).ok
 
 
 FORBIDDEN = re.compile(r"\bsorry\b|\badmit\b|native_decide|decide \+native|^\s*axiom\b|implemented_by"

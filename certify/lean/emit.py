@@ -2,8 +2,10 @@
 
 `certify check` parses the `.lean` file itself and re-checks exactly what Lean would:
 the whole file, header comment included, must be the canonical rendering of what was
-parsed out of it (so nothing outside the parsed data can change Lean's view, and no
-header line can contradict the proof; only the generating tool's version may differ),
+parsed out of it in one of the known formats (`FORMATS`: today's, and the archived one
+of the certificates committed before issue 18), so nothing outside the parsed data can
+change Lean's view (no added `set_option`, no other heartbeat budget) and no header line
+can contradict the proof; only the generating tool's version may differ,
 the weights must match the recorded sha256, and the Python mirror of the Lean checker
 must accept the claimed count.
 """
@@ -14,13 +16,14 @@ import json
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Callable
 
 import jinja2
 import numpy as np
 
 from .. import __version__
 from .checker import WEIGHT_FIELDS, Cert, CertData, Reject, Verdict, check, decode_cert, encode_cert
-from .kernel_cost import NAT_STEPS, heartbeat_budget, ops_bound
+from .kernel_cost import NAT_STEPS, heartbeat_budget, legacy_heartbeat_budget, ops_bound
 from ..modelio.digest import WEIGHT_NAMES, weights_sha256_arrays
 from ..modelio.files import atomic_write_text
 
@@ -32,9 +35,25 @@ TOOLCHAIN = "leanprover/lean4:v4.34.1"
 LEAN_FIELDS = {"W_E": "wE", "W_pos": "wPos", "W_Q": "wQ", "W_K": "wK", "W_V": "wV", "W_O": "wO",
                "W_U": "wU"}
 EMITTABLE = ("gap", "subcubic")  # strategies with a Lean checker (`subcubic`: the old name of `gap`)
-# The header keeps the old name for this release, so that the committed certificates stay
-# byte-identical: `strategy: subcubic` in a certificate means the gap proof.
-HEADER_NAMES = {"gap": "subcubic"}
+
+
+@dataclass(frozen=True)
+class CertificateFormat:
+    """One rendering of a certificate that `certify check` accepts. Both render the same
+    template; they differ only in what the header and the JSON summary call the gap proof
+    and in the theorem's `maxHeartbeats` (from the estimated kernel steps)."""
+    name: str
+    strategy_label: str
+    heartbeats: Callable[[int], int]
+
+
+# What `certify run` writes now: `strategy: gap`, a budget near Lean's default (issue 18).
+CURRENT_FORMAT = CertificateFormat("current", "gap", heartbeat_budget)
+# The certificates committed before issue 18 (the archived Intel seed-123 one among
+# them): `strategy: subcubic` (the gap proof's old name) and the old, far larger budget.
+# Accepted by `certify check` so that archived files stay byte-identical; never written.
+ARCHIVED_FORMAT = CertificateFormat("archived (before issue 18)", "subcubic", legacy_heartbeat_budget)
+FORMATS = (CURRENT_FORMAT, ARCHIVED_FORMAT)
 
 
 # Sizes no honest certificate exceeds: float32 weights need at most 149 + 24 fraction
@@ -89,22 +108,25 @@ class CertificateFile:
         return self.cert.d_vocab ** self.cert.n_ctx
 
 
-def kernel_budget(c: Cert) -> int:
+def kernel_budget(c: Cert, fmt: CertificateFormat = CURRENT_FORMAT) -> int:
     """The theorem's `maxHeartbeats`, sized from the kernel cost model: the estimated
     steps of a bound on the checker's operations that depends only on the dimensions
     (`kernel_cost.ops_bound`), so an edited weight cannot change the budget line."""
-    return heartbeat_budget(NAT_STEPS * ops_bound(c.d_vocab, c.n_ctx, c.d_model, c.d_head))
+    return fmt.heartbeats(NAT_STEPS * ops_bound(c.d_vocab, c.n_ctx, c.d_model, c.d_head))
 
 
-def render_certificate(cf: CertificateFile, version: str = __version__) -> str:
+def render_certificate(cf: CertificateFile, version: str = __version__,
+                       fmt: CertificateFormat = CURRENT_FORMAT) -> str:
+    if cf.strategy not in EMITTABLE:
+        raise CertificateError(f"strategy {cf.strategy!r} has no Lean checker; emittable: {', '.join(EMITTABLE)}")
     c = cf.cert
     data = encode_cert(c)
     matrices = [(LEAN_FIELDS[n], f"0x{getattr(data, n):x}") for n in WEIGHT_FIELDS]
     return _env().get_template("certificate.lean.j2").render(
         version=version, c=c, data=data, seed="none" if cf.seed is None else cf.seed,
         model_name=cf.model_name or "-", source=cf.source or "-", assumptions=cf.assumptions,
-        sha256=cf.sha256, strategy=HEADER_NAMES.get(cf.strategy, cf.strategy), count=cf.count, total=cf.total, module=cf.module,
-        matrices=matrices, gaps=f"0x{data.gaps:x}", heartbeats=kernel_budget(c))
+        sha256=cf.sha256, strategy=fmt.strategy_label, count=cf.count, total=cf.total, module=cf.module,
+        matrices=matrices, gaps=f"0x{data.gaps:x}", heartbeats=kernel_budget(c, fmt))
 
 
 def _field_text(text: str, name: str) -> str:
@@ -171,13 +193,17 @@ def parse_certificate(text: str) -> CertificateFile:
     data = CertData(ints["dVocab"], ints["nCtx"], ints["dModel"], ints["dHead"], ints["weightShift"],
                     ints["weightBits"], *(nats[n] for n in WEIGHT_FIELDS), width=ints["width"],
                     isq_lo=ints["isqLo"], isq_hi=ints["isqHi"], gap_bits=ints["gapBits"], gaps=gaps)
-    cf = CertificateFile(decode_cert(data), int(claim.group(1)), seed, sha, strategy,
+    if strategy not in {f.strategy_label for f in FORMATS}:
+        raise CertificateError(f"certificate header names strategy {strategy!r}; a certificate is a gap proof "
+                               f"(`strategy: gap`, or `subcubic` in archived ones)")
+    cf = CertificateFile(decode_cert(data), int(claim.group(1)), seed, sha, "gap",
                          model_name=None if model_name == "-" else model_name,
                          source=None if source == "-" else source, assumptions=assumptions)
     try:
         # the whole file, header comment included: a header that contradicts the proof
         # (an edited claim line) is refused too; only the tool version may differ
-        canonical = render_certificate(cf, _generator_version(text)) == text
+        version = _generator_version(text)
+        canonical = any(render_certificate(cf, version, fmt) == text for fmt in FORMATS)
     except Reject:  # the decoded content cannot be re-encoded: not a canonical file
         canonical = False
     if not canonical:
@@ -201,7 +227,8 @@ def _generator_version(text: str) -> str:
 
 
 def cert_weights_sha256(c: Cert) -> str:
-    """sha256 of the float32 weights the certificate's integers stand for."""
+    """sha256 of the float32 weights the certificate's integers stand for, in the one
+    canonical form (`modelio.digest`: zeros hashed as +0.0, which is what an integer 0 is)."""
     arrays = {}
     for name in WEIGHT_NAMES:
         rows = getattr(c, name)
@@ -258,7 +285,7 @@ def emit(cf: CertificateFile, checker_ops: int, lean_dir: Path = LEAN_DIR) -> Em
     summary = {"seed": cf.seed, "model": cf.model_name, "source": cf.source,
                "assumptions": list(cf.assumptions), "config": {"d_vocab": c.d_vocab, "n_ctx": c.n_ctx, "d_model": c.d_model,
                                            "d_head": c.d_head},
-               "weights_sha256": cf.sha256, "strategy": HEADER_NAMES.get(cf.strategy, cf.strategy), "count": cf.count, "total": cf.total,
+               "weights_sha256": cf.sha256, "strategy": CURRENT_FORMAT.strategy_label, "count": cf.count, "total": cf.total,
                "bound": cf.count / cf.total, "checker_ops": checker_ops, "toolchain": TOOLCHAIN,
                "module": f"MaxKCert.Certs.{cf.module}", "certify_version": __version__}
     refuse_other_weights(lean_path, cf.sha256)

@@ -41,7 +41,23 @@ NAT_STEPS = 3
 INT_STEPS = 22
 INT_CMP_STEPS = 57
 STEPS_PER_MINUTE = 250_000  # third-party yardstick for `decide +kernel` (../shared/lean-notes.md)
-HEARTBEATS_PER_STEP = 10  # maxHeartbeats (units of 1000 heartbeats) per estimated step: generous
+
+# --- the heartbeat budget (docs/lean-timings.md, "The heartbeat budget", cites the sources) ---
+# What the kernel counts: one heartbeat per `check_system(..., true)` call
+# (src/runtime/interrupt.cpp, `check_system` -> `check_heartbeat` -> `g_heartbeat++`), and it
+# stops with "(kernel) deterministic timeout" once that count exceeds the limit
+# `lean_add_decl` installs (`scope_max_heartbeat`), which is `Core.getMaxHeartbeats opts`
+# = maxHeartbeats * 1000 (src/Lean/CoreM.lean; passed by `Environment.addDeclAux` in
+# src/Lean/AddDecl.lean). src/kernel/type_checker.cpp calls `check_system` at the top of
+# `whnf_core` (every call, recursive ones included), `infer_type_core` and the definitional
+# equality test. One estimated step (one iteration of `whnf`'s loop: a `whnf_core`, then
+# `reduce_nat` or one delta unfolding) makes a few such calls: `whnf_core` on the head and
+# again on the beta-reduced result, `whnf` of each literal argument in `reduce_nat`.
+KERNEL_HEARTBEATS_PER_STEP = 4  # check_system calls per estimated step (an estimate, not a measurement)
+SAFETY_FACTOR = 16  # the budget is 16x the estimated need, then at least Lean's default
+LEAN_DEFAULT_MAX_HEARTBEATS = 200_000  # `register_builtin_option maxHeartbeats`, src/Lean/CoreM.lean
+LEAN_HEARTBEAT_UNIT = 1000  # `Core.getMaxHeartbeats opts = maxHeartbeats.get opts * 1000`
+LEGACY_HEARTBEATS_PER_STEP = 10  # the budget of the certificates archived before issue 18
 
 
 @dataclass(frozen=True)
@@ -61,13 +77,28 @@ def kernel_work(ops) -> KernelWork:
     return KernelWork(ops.nat, ops.int, getattr(ops, "cmp", 0))
 
 
+def kernel_heartbeats_needed(steps: int) -> int:
+    """The kernel's estimated heartbeats (check_system calls) for `steps` estimated steps."""
+    return KERNEL_HEARTBEATS_PER_STEP * steps
+
+
 def heartbeat_budget(steps: int) -> int:
     """`set_option maxHeartbeats N` for a certificate whose check is estimated at `steps`
-    kernel steps: HEARTBEATS_PER_STEP thousand heartbeats per step (Lean counts
-    maxHeartbeats in thousands), rounded up to a multiple of 100000 and at least Lean's
-    default 200000. Finite, so a rejected certificate fails in bounded time."""
-    n = HEARTBEATS_PER_STEP * steps
-    return max(200_000, -(-n // 100_000) * 100_000)
+    kernel steps: SAFETY_FACTOR times the estimated kernel heartbeats, in Lean's unit of
+    1000, rounded up to a multiple of 100000 and at least Lean's default 200000. Finite and
+    small, so that a rejected certificate fails in bounded time: the kernel stops at
+    N * 1000 heartbeats, and `decide`'s error path re-reduces the instance in the
+    elaborator's `whnf` under the same N (thousands of small allocations)."""
+    n = -(-SAFETY_FACTOR * kernel_heartbeats_needed(steps) // LEAN_HEARTBEAT_UNIT)
+    return max(LEAN_DEFAULT_MAX_HEARTBEATS, -(-n // 100_000) * 100_000)
+
+
+def legacy_heartbeat_budget(steps: int) -> int:
+    """The budget written into certificates before issue 18 (10 thousand-heartbeat units per
+    estimated step, about 1.7e10 kernel heartbeats for seed 123): kept only so that archived
+    certificates re-render byte-identically and still check."""
+    n = LEGACY_HEARTBEATS_PER_STEP * steps
+    return max(LEAN_DEFAULT_MAX_HEARTBEATS, -(-n // 100_000) * 100_000)
 
 
 # The checker before issue 11 (Int arithmetic; commit 33280eb, checker_ops 222,282), on

@@ -21,16 +21,15 @@ same function as the one-hot matmul, fewer operations).
 
 from __future__ import annotations
 
-import hashlib
 import math
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .config import ModelError
+from .digest import weights_sha256_arrays
 from .store import StoredModel
 from .weights import read_model_files, write_model_files
 
@@ -149,13 +148,8 @@ def train(cfg: SumLinearConfig, seed: int, params: SumLinearTrainParams = SumLin
 
 
 def weights_sha256(weights: Weights) -> str:
-    """sha256 over the names in order: name, shape, little-endian float32 bytes."""
-    h = hashlib.sha256()
-    for name in SL_WEIGHT_NAMES:
-        a = np.ascontiguousarray(weights[name].detach().cpu().numpy(), dtype="<f4")
-        h.update(name.encode() + b"\0" + repr(list(a.shape)).encode() + b"\0")
-        h.update(a.tobytes())
-    return h.hexdigest()
+    """sha256 in the one canonical form of `certify.modelio.digest` (-0.0 hashed as +0.0)."""
+    return weights_sha256_arrays({n: weights[n].detach().cpu().numpy() for n in SL_WEIGHT_NAMES}, SL_WEIGHT_NAMES)
 
 
 # ------------------------------------------------------------------ the store

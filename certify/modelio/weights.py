@@ -17,7 +17,7 @@ from .model import WEIGHT_NAMES, Config, ModelError, Weights, validate_weights
 
 
 def weights_sha256(weights: Weights) -> str:
-    """sha256 of the tensors (see certify.digest): name, shape, little-endian float32 bytes."""
+    """sha256 in the one canonical form of `certify.modelio.digest` (-0.0 hashed as +0.0)."""
     return weights_sha256_arrays({n: weights[n].detach().cpu().numpy() for n in WEIGHT_NAMES})
 
 

@@ -6,7 +6,7 @@ model: -
 source: -
 config: d_vocab=6 n_ctx=3 d_model=14 d_head=6
 weights_sha256: c501d01944718a042484c0197d852ca5aea973be6e7774363de41fd066225733
-strategy: subcubic
+strategy: gap
 claim: at least 216 of 216 inputs are classified correctly
 -/
 import MaxKCert.Checker
@@ -41,7 +41,7 @@ def data : _root_.MaxKCert.Cert := {
 -- a rejected certificate fails in bounded time. maxRecDepth: the deepest chains the kernel
 -- reduces are those of the 512-entry exp tables (powerTableAux's accumulator, packRow's
 -- Horner sum when they are packed).
-set_option maxHeartbeats 600000 in
+set_option maxHeartbeats 200000 in
 set_option maxRecDepth 100000 in
 /-- At least 216 of the 216 inputs are classified correctly. -/
 theorem cert : _root_.MaxKCert.check data 216 = true := by decide +kernel

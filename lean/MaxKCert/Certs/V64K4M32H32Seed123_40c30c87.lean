@@ -6,7 +6,7 @@ model: -
 source: -
 config: d_vocab=64 n_ctx=4 d_model=32 d_head=32
 weights_sha256: 40c30c877d4743737de2bb64cf520a29c5dbda8ad16b8a3531b52e6b63ac6cc3
-strategy: subcubic
+strategy: gap
 claim: at least 14840681 of 16777216 inputs are classified correctly
 -/
 import MaxKCert.Checker
@@ -41,7 +41,7 @@ def data : _root_.MaxKCert.Cert := {
 -- a rejected certificate fails in bounded time. maxRecDepth: the deepest chains the kernel
 -- reduces are those of the 512-entry exp tables (powerTableAux's accumulator, packRow's
 -- Horner sum when they are packed).
-set_option maxHeartbeats 16800000 in
+set_option maxHeartbeats 200000 in
 set_option maxRecDepth 100000 in
 /-- At least 14840681 of the 16777216 inputs are classified correctly. -/
 theorem cert : _root_.MaxKCert.check data 14840681 = true := by decide +kernel

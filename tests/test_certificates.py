@@ -413,3 +413,58 @@ def test_heartbeat_budget_covers_the_cost_model(trained_cert):
     text = render_certificate(trained_cert[2])
     n = int(re.search(r"^set_option maxHeartbeats (\d+) in$", text, re.MULTILINE).group(1))
     assert n >= 200_000
+
+
+def test_heartbeat_budget_is_sized_from_the_kernel_need():
+    """maxHeartbeats * 1000 (Core.getMaxHeartbeats) covers SAFETY_FACTOR times the estimated
+    kernel heartbeats, and is Lean's default wherever that suffices (seed 123: 200000, down
+    from 16800000 before issue 18, about 30x the estimated need of 6.7e6 check_system calls)."""
+    from certify.lean.emit import ARCHIVED_FORMAT, kernel_budget
+    from certify.lean.kernel_cost import (NAT_STEPS, SAFETY_FACTOR, heartbeat_budget, kernel_heartbeats_needed,
+                                          ops_bound)
+    for dims in ((6, 3, 8, 8), (64, 4, 32, 32), (128, 10, 64, 32), (512, 20, 128, 32)):
+        steps = NAT_STEPS * ops_bound(*dims)
+        n = heartbeat_budget(steps)
+        assert n * 1000 >= SAFETY_FACTOR * kernel_heartbeats_needed(steps)
+        assert n == 200_000 or (n - 100_000) * 1000 < SAFETY_FACTOR * kernel_heartbeats_needed(steps)
+    certs = {p.stem: parse_certificate(p.read_text()).cert for p in (REPO / "lean" / "MaxKCert" / "Certs").glob("*.lean")}
+    seed123 = certs["V64K4M32H32Seed123_40c30c87"]
+    assert kernel_budget(seed123) == 200_000 and kernel_budget(seed123, ARCHIVED_FORMAT) == 16_800_000
+    for name, c in certs.items():
+        text = (REPO / "lean" / "MaxKCert" / "Certs" / f"{name}.lean").read_text()
+        budgets = {kernel_budget(c), kernel_budget(c, ARCHIVED_FORMAT)}
+        assert int(re.search(r"^set_option maxHeartbeats (\d+) in$", text, re.MULTILINE).group(1)) in budgets
+
+
+def test_lean_workflow_builds_replays_and_expects_rejections():
+    """The Lean CI job is complete: it builds the certificates, replays them with
+    leanchecker (which re-checks declarations added with `debug.skipKernelTC`), and
+    requires both a tampered certificate and one that also skips the kernel to fail."""
+    text = (REPO / ".github" / "workflows" / "lean.yml").read_text()
+    steps = re.split(r"^      - ", text, flags=re.MULTILINE)[1:]
+    names = [re.match(r"(?:name: )?(.*)", s).group(1) for s in steps]
+    assert any(s.startswith("uses: actions/checkout") for s in steps)
+    build = next(s for n, s in zip(names, steps) if n.startswith("lake build"))
+    assert "rm -rf .lake" in build and re.search(r"^\s+lake build$", build, re.MULTILINE)
+    replay = next(s for n, s in zip(names, steps) if n.startswith("leanchecker"))
+    assert "lake env leanchecker --verbose MaxKCert" in replay
+    tampered = next(s for n, s in zip(names, steps) if n == "A tampered certificate must be rejected")
+    assert "if lake build; then" in tampered and "exit 1" in tampered
+    skipped = next(s for n, s in zip(names, steps) if "skips the kernel" in n)
+    assert "debug.skipKernelTC true in" in skipped
+    assert "if lake build && lake env leanchecker --verbose MaxKCert; then" in skipped and "exit 1" in skipped
+    # the step order: build, replay, then the two rejections
+    assert names.index(next(n for n in names if n.startswith("lake build"))) < \
+        names.index(next(n for n in names if n.startswith("leanchecker"))) < \
+        names.index("A tampered certificate must be rejected")
+
+
+def test_committed_certificates_formats():
+    """The seed-123 certificate that `make certify SEED=123` regenerates is in today's format
+    (`strategy: gap`); the archived Intel one stays in the format it was committed in."""
+    from certify.lean.emit import ARCHIVED_FORMAT, CURRENT_FORMAT, _generator_version
+    certs = REPO / "lean" / "MaxKCert" / "Certs"
+    for stem, fmt in (("V64K4M32H32Seed123_40c30c87", CURRENT_FORMAT), ("V64K4M32H32Seed123_51c6508c", ARCHIVED_FORMAT)):
+        text = (certs / f"{stem}.lean").read_text()
+        assert render_certificate(parse_certificate(text), _generator_version(text), fmt) == text, stem
+        assert json.loads((certs / f"{stem}.json").read_text())["strategy"] == fmt.strategy_label, stem

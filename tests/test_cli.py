@@ -214,3 +214,38 @@ def test_train_on_an_imported_model_file_has_no_loss(models, tmp_path):
     rc, out, err = run("train", "--seed", "3", *SMALL, "--models-dir", str(store), "--json")
     assert rc == 0, err
     assert json.loads(out)["final_loss"] is None
+
+
+def test_negative_zero_weight_model_is_certified_end_to_end(user_checkpoint, tmp_path):
+    """Issue 18, defect 5: a -0.0 weight used to make the model fail its own certificate
+    (the header's sha256 kept the sign of zero, the re-check from integers cannot). With
+    the one canonical digest (zeros hashed as +0.0) import -> run -> check all succeed,
+    and the model's id is the digest of the same weights with +0.0."""
+    import torch
+    from certify.modelio.weights import weights_sha256
+    from test_import import tl_state
+    _, config, w, _ = user_checkpoint
+    neg = {k: v.clone() for k, v in w.items()}
+    neg["W_pos"][0, 0] = -0.0
+    neg["W_U"][1, 2] = -0.0
+    pos = {k: v.clone() for k, v in neg.items()}
+    for v in pos.values():
+        v[v == 0] = 0.0
+    assert torch.signbit(neg["W_pos"][0, 0]) and not torch.signbit(pos["W_pos"][0, 0])
+    assert neg["W_pos"].numpy().tobytes() != pos["W_pos"].numpy().tobytes()  # the raw bytes differ
+    assert weights_sha256(neg) == weights_sha256(pos)  # the canonical digest does not
+    ckpt = tmp_path / "negzero.pt"
+    torch.save(tl_state(neg), ckpt)
+    store, lean_dir = tmp_path / "models", tmp_path / "lean"
+    store.mkdir()
+    rc, out, err = run("run", "--model", str(ckpt), "--config", str(config), "--models-dir", str(store),
+                       "--lean-dir", str(lean_dir), "--strategy", "gap", "--json")
+    assert rc == 0, err
+    obj = json.loads(out)
+    assert obj["python_check"] is True, obj
+    lean_files = sorted((lean_dir / "MaxKCert" / "Certs").glob("*.lean"))
+    assert len(lean_files) == 1
+    text = lean_files[0].read_text()
+    assert f"weights_sha256: {weights_sha256(pos)}" in text and "\nstrategy: gap\n" in text
+    rc, out, err = run("check", str(lean_files[0]), "--json")
+    assert rc == 0 and json.loads(out)["ok"] is True, (out, err)

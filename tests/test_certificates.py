@@ -1,5 +1,6 @@
 """Certificates: the mirror accepts what is emitted and rejects every tampering."""
 
+import json
 import random
 import re
 import struct

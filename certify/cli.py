@@ -299,9 +299,9 @@ def cmd_check(args: argparse.Namespace) -> tuple[dict, str]:
         raise CliError(f"{path}: not a UTF-8 text file") from None
     r = check_certificate_text(text)
     out = {"ok": r.ok, "count": r.count, "claimed": r.claimed, "total": r.total, "reason": r.reason,
-           "checker_ops": r.checker_ops, "path": str(path)}
-    text_out = (f"OK: {path} proves {r.claimed} / {r.total} correct (the proof supports {r.count})" if r.ok
-                else f"REJECTED: {path}: {r.reason}")
+           "checker_ops": r.checker_ops, "path": str(path), "format": r.format}
+    text_out = (f"OK: {path} proves {r.claimed} / {r.total} correct (the proof supports {r.count}); "
+                f"format: {r.format}" if r.ok else f"REJECTED: {path}: {r.reason}")
     return out, text_out
 
 

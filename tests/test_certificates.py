@@ -469,3 +469,4 @@ def test_committed_certificates_formats():
         text = (certs / f"{stem}.lean").read_text()
         assert render_certificate(parse_certificate(text), _generator_version(text), fmt) == text, stem
         assert json.loads((certs / f"{stem}.json").read_text())["strategy"] == fmt.strategy_label, stem
+        assert check_certificate_text(text).format == fmt.name, stem

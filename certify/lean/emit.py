@@ -199,17 +199,21 @@ def parse_certificate(text: str) -> CertificateFile:
     cf = CertificateFile(decode_cert(data), int(claim.group(1)), seed, sha, "gap",
                          model_name=None if model_name == "-" else model_name,
                          source=None if source == "-" else source, assumptions=assumptions)
-    try:
-        # the whole file, header comment included: a header that contradicts the proof
-        # (an edited claim line) is refused too; only the tool version may differ
-        version = _generator_version(text)
-        canonical = any(render_certificate(cf, version, fmt) == text for fmt in FORMATS)
-    except Reject:  # the decoded content cannot be re-encoded: not a canonical file
-        canonical = False
-    if not canonical:
+    if matching_format(cf, text) is None:
         raise CertificateError("the file's Lean code is not the canonical rendering of its own content "
                                "(edited by hand or by another tool version?); refusing to check it")
     return cf
+
+
+def matching_format(cf: CertificateFile, text: str) -> CertificateFormat | None:
+    """The format in which `text` is exactly the rendering of `cf`, or None. The whole file,
+    header comment included: a header that contradicts the proof (an edited claim line) is
+    refused too; only the tool version may differ."""
+    version = _generator_version(text)
+    try:
+        return next((fmt for fmt in FORMATS if render_certificate(cf, version, fmt) == text), None)
+    except Reject:  # the decoded content cannot be re-encoded: not a canonical file
+        return None
 
 
 def _nat_literal(value: str) -> int:
@@ -249,6 +253,7 @@ class CheckReport:
     total: int
     reason: str
     checker_ops: int
+    format: str = ""  # the FORMATS entry the file is rendered in ("" when it was refused first)
 
 
 def check_certificate_text(text: str) -> CheckReport:
@@ -258,8 +263,9 @@ def check_certificate_text(text: str) -> CheckReport:
             raise CertificateError("the weights do not match the recorded weights_sha256 (a weight was changed)")
     except CertificateError as err:
         return CheckReport(False, 0, 0, 0, str(err), 0)
+    fmt = matching_format(cf, text)
     v: Verdict = check(cf.cert, cf.count)
-    return CheckReport(v.ok, v.count, cf.count, cf.total, v.reason, v.ops)
+    return CheckReport(v.ok, v.count, cf.count, cf.total, v.reason, v.ops, fmt.name if fmt else "")
 
 
 @dataclass(frozen=True)

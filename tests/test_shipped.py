@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from certify.lean.emit import CertificateError, CertificateFile, check_certificate_text, emit, parse_certificate
+from certify.lean.emit import (CURRENT_FORMAT, CertificateError, CertificateFile, check_certificate_text, emit,
+                               matching_format, parse_certificate, render_certificate)
 from certify.modelio.model import Config
 from certify.modelio.seeds import PAPER151
 from certify.modelio.store import SHIPPED_DIR, model_stem, shipped_by_digest, shipped_model
@@ -34,16 +35,28 @@ def test_every_paper_seed_is_shipped_with_a_valid_digest():
 
 @pytest.mark.parametrize("path", CERTS, ids=lambda p: p.stem)
 def test_committed_certificate_is_the_shipped_models_and_reemits_byte_identical(path, tmp_path):
-    cf = parse_certificate(path.read_text(encoding="utf-8"))
+    """Re-proving the shipped model re-emits the committed certificate: byte for byte when
+    it is in today's format; an archived one (committed before issue 18) gets the same
+    proof in today's format, and rendering that in the archived format gives its bytes."""
+    text = path.read_text(encoding="utf-8")
+    cf = parse_certificate(text)
     m = shipped_by_digest(cf.sha256)
     assert m is not None, f"no shipped model has the weights of {path.name}"
-    assert check_certificate_text(path.read_text(encoding="utf-8")).ok
+    assert check_certificate_text(text).ok
+    fmt = matching_format(cf, text)
     r = prove(m.cfg, m.weights, cf.strategy)
     e = emit(CertificateFile(r.witness, r.count, m.seed, m.sha256, cf.strategy, model_name=m.name),
              r.checker_ops, tmp_path / "lean")
     assert e.lean_path.name == path.name
-    assert e.lean_path.read_bytes() == path.read_bytes()
-    assert e.summary_path.read_bytes() == path.with_suffix(".json").read_bytes()
+    emitted = e.lean_path.read_text(encoding="utf-8")
+    assert render_certificate(parse_certificate(emitted), fmt=fmt) == text
+    summary = json.loads(e.summary_path.read_text())
+    committed = json.loads(path.with_suffix(".json").read_text())
+    assert summary["strategy"] == CURRENT_FORMAT.strategy_label and committed["strategy"] == fmt.strategy_label
+    assert {**summary, "strategy": fmt.strategy_label} == committed
+    if fmt is CURRENT_FORMAT:
+        assert emitted == text
+        assert e.summary_path.read_bytes() == path.with_suffix(".json").read_bytes()
 
 
 def test_emitting_over_a_certificate_of_other_weights_is_refused(tmp_path):

@@ -237,28 +237,56 @@ def convexity_pure_loss(tab: LogitTable, exact: Enclosure | None = None) -> Loss
 
 
 # ------------------------------------------------------------------ accuracy
+def exact_integer_table(weights) -> tuple[np.ndarray, int]:
+    """(Tint, e) with T[t, j] = Tint[t, j] 2^e exactly (Python ints in an object array).
+
+    float32 weights are dyadic: each matrix is an integer matrix times 2^(its smallest
+    exponent), so T = E^T W^T U^T is an integer matrix times 2^(e_E + e_W + e_U)."""
+    ints, e = [], 0
+    for name in ("embedding.weight", "linear.weight", "unembedding.weight"):
+        a = weights[name].detach().numpy().astype(np.float64)
+        mant, ex = np.frexp(a)  # a = mant 2^ex, mant a 24-bit fraction
+        lo = int(ex[mant != 0].min()) - 24 if np.any(mant != 0) else 0
+        ints.append(np.array([[int(Fraction(float(v)) / Fraction(2) ** lo) for v in row] for row in a], dtype=object))
+        e += lo
+    E, W, Um = ints
+    return (E.T.dot(W.T)).dot(Um.T), e
+
+
 def exact_table_entry(weights, t: int, j: int) -> Fraction:
     """T[t, j] exactly (float32 weights are rationals)."""
-    E = weights["embedding.weight"].detach().numpy()
-    W = weights["linear.weight"].detach().numpy()
-    Um = weights["unembedding.weight"].detach().numpy()
-    h = [sum(Fraction(float(W[a, b])) * Fraction(float(E[b, t])) for b in range(E.shape[0])) for a in range(W.shape[0])]
-    return sum(Fraction(float(Um[j, a])) * h[a] for a in range(W.shape[0]))
+    T, e = exact_integer_table(weights)
+    return Fraction(T[t, j]) * Fraction(2) ** e
+
+
+def accuracy_tau(tab: LogitTable, K: int) -> float:
+    """A bound on |margin~ - margin| for the float margin of `correct_mask`.
+
+    L~_j = fl(...fl(T~[t_1, j] + T~[t_2, j]) ... + T~[t_K, j]) (K - 1 roundings): with
+    M = max|T~|, the exact sum of the T~ is within gamma_{K-1} sum_i |T~[t_i, j]| <=
+    gamma_K K M of L~_j (the partial sums reach k M: the error is O(K^2 u M), not O(K u M)),
+    and each T~ is within delta_T of T, so eps = K delta_T + gamma_K K M bounds every
+    logit's error. margin = L_m - max_{j != m} L_j moves by at most 2 eps (a max of values
+    each within eps moves by at most eps), and the final subtraction rounds by at most
+    u |L~_m - L~_j| <= 2 u K M (1 + gamma_K). tau = 1.01 (2 eps + 2.01 u K M): infinite
+    when K u is not small (gamma_K undefined) or the sum overflows, so everything is exact.
+    """
+    M = float(np.abs(tab.T).max())
+    if K * U >= 0.01:
+        return math.inf
+    eps = K * tab.delta + gamma(K) * K * M
+    tau = 1.01 * (2 * eps + 2.01 * U * K * M)
+    return tau if math.isfinite(tau) else math.inf
 
 
 def correct_mask(tab: LogitTable, weights, toks: np.ndarray) -> np.ndarray:
     """Which inputs toks [n, K] are correct: l_m > l_j for all j != m (ties wrong). The
-    float margin is within tau = 2.2 (K delta_T + 2 K u max|T~|) of the exact one
-    (K rows added, one subtraction); inputs inside that band are decided exactly."""
+    float margin is within `accuracy_tau` of the exact one; inputs whose float margin is
+    not beyond it are decided exactly, in integers (`exact_integer_table`)."""
     K = toks.shape[1]
-    tau = 2.2 * (K * tab.delta + 2 * K * U * float(np.abs(tab.T).max()))
+    tau = accuracy_tau(tab, K)
     out = np.zeros(len(toks), dtype=bool)
-    cache: dict[tuple[int, int], Fraction] = {}
-
-    def entry(a: int, b: int) -> Fraction:
-        if (a, b) not in cache:
-            cache[(a, b)] = exact_table_entry(weights, a, b)
-        return cache[(a, b)]
+    exact: list[np.ndarray] = []  # the integer table, built on the first undecided input
     for k in range(0, len(toks), ROW_BLOCK):
         t = toks[k:k + ROW_BLOCK]
         L = sum(tab.T[t[:, i]] for i in range(K))
@@ -268,10 +296,12 @@ def correct_mask(tab: LogitTable, weights, toks: np.ndarray) -> np.ndarray:
         L[rows, m] = -np.inf
         margin = lm - L.max(axis=1)
         out[k:k + len(t)] = margin > tau
-        for r in np.flatnonzero(np.abs(margin) <= tau):
+        for r in np.flatnonzero(~(np.abs(margin) > tau)):  # NaN (inf - inf) is undecided too
+            if not exact:
+                exact.append(exact_integer_table(weights)[0])
+            lg = sum(exact[0][int(a)] for a in t[r])
             mm = int(m[r])
-            out[k + r] = all(sum(entry(int(a), mm) - entry(int(a), j) for a in t[r]) > 0
-                             for j in range(tab.d_vocab) if j != mm)
+            out[k + r] = all(lg[mm] > lg[j] for j in range(tab.d_vocab) if j != mm)
     return out
 
 

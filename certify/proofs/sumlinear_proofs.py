@@ -48,6 +48,7 @@ from .loss import (EXP_ABS, EXP_REL, LOG_ERR, Enclosure, LossResult, enclose_sum
                    loss_from_logits)
 
 U = 2.0 ** -53
+NO_FINITE_SUM = "the float sum of the per-input losses has no finite error bound (overflow)"
 ROW_BLOCK = 1 << 12  # prefixes per matrix product
 
 
@@ -96,19 +97,35 @@ def _errors(tab: LogitTable, Z: np.ndarray, loss: np.ndarray, lz: np.ndarray) ->
     eps_x = tab.Delta * (1 + 2 * tab.Delta) + EXP_REL
     theta = 1.01 * (K * eps_x + gamma(d + K))
     maxD = float(np.abs(tab.D).max())
-    const = 1.02 * theta + LOG_ERR + K * tab.Delta + K * K * U * maxD
-    zmin = float(Z.min()) if Z.size else 1.0
-    if not zmin > 0 or 2 * d * K * EXP_ABS / zmin > 0.001:  # underflow matters: no finite bound
-        return np.full(Z.shape, np.inf)
-    err = const + (1.02 * 2 * d * K * EXP_ABS) / Z + LOG_ERR * np.abs(lz) + 2 * U * np.abs(loss)
-    return err * (1 + 2.0 ** -40)
+    const = 1.02 * theta + LOG_ERR + K * tab.Delta + gamma(K) * K * maxD
+    Zs = np.where(Z > 0, Z, 1.0)
+    err = const + (1.02 * 2 * d * K * EXP_ABS) / Zs + LOG_ERR * np.abs(lz) + 2 * U * np.abs(loss)
+    under = ~(Z > 0) | ~(2 * d * K * EXP_ABS / Zs <= 0.001) | ~(theta <= 0.01)  # no bound here: `_repair`
+    return np.where(under, np.inf, err * (1 + 2.0 ** -40))
+
+
+def _repair(tab: LogitTable, toks: np.ndarray, loss: np.ndarray, err: np.ndarray) -> None:
+    """Inputs whose normaliser Z~ underflowed (no finite error bound from the products of
+    exps), in place: their loss from the float logits L~ = sum_i T~[t_i] (within
+    eps = K delta_T + gamma_K K max|T~| of the exact logits, `accuracy_tau`) by
+    `loss_from_logits`, which is finite at every magnitude."""
+    bad = np.flatnonzero(~np.isfinite(err))
+    if bad.size == 0:
+        return
+    t = toks[bad]
+    K = t.shape[1]
+    L = sum(tab.T[t[:, i]] for i in range(K))
+    eps = (K * tab.delta + gamma(K) * K * float(np.abs(tab.T).max())) * (1 + 2.0 ** -40)
+    loss[bad], err[bad] = loss_from_logits(L, t.max(axis=1), eps)
 
 
 def _loss_rows(tab: LogitTable, toks: np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """loss~ and its error for inputs toks [n, K] whose Z~ is given."""
     m = toks.max(axis=1)
     sumD = sum(tab.D[toks[:, i], m] for i in range(toks.shape[1]))
-    return _finish(tab, Z, sumD)
+    loss, err = _finish(tab, Z, sumD)
+    _repair(tab, toks, loss, err)
+    return loss, err
 
 
 def _finish(tab: LogitTable, Z: np.ndarray, sumD: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -138,9 +155,14 @@ def bruteforce_loss(tab: LogitTable) -> LossResult:
         m = np.maximum(pre.max(axis=1)[:, None], last)
         sumD = tab.D[last, m] + sum(tab.D[pre[:, i:i + 1], m] for i in range(K - 1))
         loss, err = _finish(tab, Z.ravel(), sumD.ravel())
+        if not np.all(np.isfinite(err)):
+            rows, cols = np.divmod(np.arange(Z.size), d)
+            _repair(tab, np.concatenate([pre[rows], cols[:, None]], axis=1), loss, err)
         losses.append(loss)
         errs.append(err)
     s = enclose_sum(np.concatenate(losses), np.concatenate(errs))
+    if s is None:
+        return LossResult.failed("bruteforce", NO_FINITE_SUM, time.perf_counter() - t0)
     exact = Enclosure(s.lo / d ** K, s.hi / d ** K)
     flops = d ** K * d * 2 + d ** (K - 1) * d * (K - 2) + d ** K * (K + 30)
     return LossResult("bruteforce", exact.hi, exact.lo, flops, time.perf_counter() - t0, exact=exact)
@@ -182,6 +204,8 @@ def symmetry_loss(tab: LogitTable, exact: Enclosure | None = None) -> LossResult
         errs.append(err)
         weights.append(multiplicities(toks))
     s = enclose_sum(np.concatenate(losses), np.concatenate(errs), np.concatenate(weights))
+    if s is None:
+        return LossResult.failed("symmetry", NO_FINITE_SUM, time.perf_counter() - t0)
     enc = Enclosure(s.lo / d ** K, s.hi / d ** K)
     return LossResult("symmetry", enc.hi, enc.lo, flops, time.perf_counter() - t0, exact=exact or enc)
 
@@ -213,6 +237,8 @@ def convexity_loss(tab: LogitTable, exact: Enclosure | None = None) -> LossResul
     toks, w = np.concatenate(rows), np.concatenate(weights)
     loss, err = vertex_losses(tab, toks)
     s = enclose_sum(loss, err, w)
+    if s is None:
+        return LossResult.failed("convexity", NO_FINITE_SUM, time.perf_counter() - t0)
     return LossResult("convexity", s.hi / d ** K, None, len(toks) * d * (K + 30), time.perf_counter() - t0,
                       exact=exact, detail={"vertices": len(toks)})
 
@@ -233,6 +259,8 @@ def convexity_pure_loss(tab: LogitTable, exact: Enclosure | None = None) -> Loss
     mm = m.astype(np.int64)
     w = np.where(t == m, (mm + 1) ** (K - 1), (mm + 1) ** (K - 1) - mm ** (K - 1))
     s = enclose_sum(vals, errs, w)
+    if s is None:
+        return LossResult.failed("convexity/pure", NO_FINITE_SUM, time.perf_counter() - t0)
     return LossResult("convexity/pure", s.hi / d ** K, None, d * d * 40, time.perf_counter() - t0, exact=exact)
 
 
@@ -351,7 +379,7 @@ def prove_loss(weights, n_ctx: int, names: list[str]) -> list[LossResult]:
     out = []
     for n in names:
         r = exact if n == "symmetry" else LOSS_PROOFS[n](tab, exact.exact)
-        if n == "bruteforce":
+        if n == "bruteforce" and r.upper is not None:
             r.exact = exact.exact if r.exact is None else r.exact
         out.append(r)
     return out

@@ -7,6 +7,7 @@ Every generator is deterministic in its arguments (seed -> torch.Generator / ran
 from __future__ import annotations
 
 import random
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ import torch
 from certify.modelio.model import Config
 from certify.modelio.sumlinear import SumLinearConfig, init_weights as sl_init
 from helpers import random_model
+from references import exact_count_sumlinear, mp_exact_within, mp_mean_loss_sumlinear, mp_truth_maxk, mpf_fraction
 
 F32_MAX = float(np.finfo(np.float32).max)  # 3.4028235e38
 NEAR_MAX = 3e38
@@ -117,3 +119,80 @@ def sumlinear_integer_tie(d: int, seed: int) -> dict[str, torch.Tensor]:
          "unembedding.weight": torch.randint(-8, 9, (d, dm), generator=g).float()}
     w["unembedding.weight"][1] = w["unembedding.weight"][0]
     return w
+
+
+# ------------------------------------------------------------------ checks against the references
+TIGHT = Fraction(1, 2 ** 100)  # the references' precision (PREC bits), relative
+
+
+def maxk_violations(cfg: Config, w) -> list[str]:
+    """Every Max-of-K accuracy proof (brute force, cubic, gap) against the mpmath count
+    and every loss proof against the mpmath mean; a strategy error is a violation too
+    (every finite float32 model must get a result)."""
+    from certify.proofs.bruteforce import bruteforce
+    from certify.proofs.exact import path_tables
+    from certify.proofs.loss_maxk import prove_loss_many
+    from certify.proofs.strategies import prove_many
+    truth, exact = mp_truth_maxk(cfg, w)
+    out = []
+    count = bruteforce(path_tables(w)).correct
+    if count != truth:
+        out.append(f"bruteforce counted {count}, true {truth}")
+    for r in prove_many(cfg, w, ["cubic", "gap"], on_error="record"):
+        if r.error or r.count > truth:
+            out.append(f"{r.strategy}: {r.error or f'certified {r.count} > {truth}'}")
+    out += _loss_violations(prove_loss_many(cfg, w, ["bruteforce", "cubic", "gap"], on_error="record"), exact)
+    return out
+
+
+def sumlinear_violations(w, K: int, loss: bool = True) -> list[str]:
+    """Both sum-linear accuracy proofs (brute force while d^K <= 2^16) against the exact
+    Fraction count, and (loss=True) the four loss proofs against the mpmath mean."""
+    from certify.proofs import sumlinear_proofs as sl
+    d = w["unembedding.weight"].shape[0]
+    truth = exact_count_sumlinear(w, K)
+    names = ["symmetry"] + (["bruteforce"] if d ** K <= 1 << 16 else [])
+    out = [f"{r['strategy']} counted {r['count']}, true {truth}" for r in sl.prove_accuracy(w, K, names)
+           if r["count"] != truth]
+    if loss:
+        out += _loss_violations(sl.prove_loss(w, K, list(sl.LOSS_PROOFS)), mp_mean_loss_sumlinear(w, K))
+    return out
+
+
+def _loss_violations(results, exact) -> list[str]:
+    out = []
+    for r in results:
+        if r.error or r.upper is None:
+            out.append(f"loss {r.strategy}: {r.error}")
+        elif r.upper < mpf_fraction(exact) * (1 - TIGHT):
+            out.append(f"loss {r.strategy}: bound {float(r.upper):.6g} < mean {float(exact):.6g}")
+        elif r.lower is not None and not mp_exact_within(exact, r.lower, r.upper):
+            out.append(f"loss {r.strategy}: [{float(r.lower):.6g}, {float(r.upper):.6g}] misses {float(exact):.6g}")
+    return out
+
+
+MAXK_CONFIGS = [Config(5, 2, 8, 8), Config(4, 3, 8, 4), Config(6, 2, 8, 8)]
+
+
+def random_case(rng: random.Random):
+    """(label, thunk returning its violations) of one model drawn from the edge-of-domain
+    classes: a Max-of-K magnitude class, or sum-linear float-sum ties (K 2-16), integer
+    ties or magnitudes (K 2-16; loss checked where the mpmath reference is quick)."""
+    seed, level = rng.randrange(10 ** 6), rng.random()
+    family = rng.choice(("maxk", "maxk", "sl-tie", "sl-int-tie", "sl-magnitude"))
+    if family == "maxk":
+        cfg, kind = rng.choice(MAXK_CONFIGS), rng.choice(MAGNITUDES)
+        return f"maxk {kind} {cfg} seed {seed} level {level:.3f}", lambda: maxk_violations(
+            cfg, maxk_extreme(cfg, kind, seed, level))
+    K = rng.randrange(2, 17)
+    if family == "sl-tie":
+        d = rng.choice((2, 3))
+        return f"sum-linear float-sum tie d {d} K {K} seed {seed}", lambda: sumlinear_violations(
+            sumlinear_tie(d, K, seed), K, loss=K <= 6)
+    if family == "sl-int-tie":
+        return f"sum-linear integer tie d 3 K {K} seed {seed}", lambda: sumlinear_violations(
+            sumlinear_integer_tie(3, seed), K, loss=K <= 4)
+    kind = rng.choice(("subnormal", "1e-30", "1e30", "near-max"))
+    cfg = SumLinearConfig(3 if K > 8 else 4, K, 4)
+    return f"sum-linear {kind} K {K} seed {seed} level {level:.3f}", lambda: sumlinear_violations(
+        sumlinear_extreme(cfg, kind, seed, level), K, loss=K <= 4)

@@ -54,19 +54,11 @@ def mp_logits_maxk(cfg, w):
                      for j in range(d)]
 
 
-def mp_mean_loss_maxk(cfg, w) -> mpmath.mpf:
-    """The exact mean loss (to PREC bits)."""
-    total = mpmath.mpf(0)
-    for toks, logits in mp_logits_maxk(cfg, w):
-        total += mp_cross_entropy(logits, max(toks))
-    return total / cfg.d_vocab ** cfg.n_ctx
-
-
-def mp_count_maxk(cfg, w) -> int:
-    """Correct inputs (the max token's logit strictly largest). A margin within 2^-120 of
-    the logits' size would be beyond PREC's reach: refused rather than guessed (only
-    models without such near-ties are compared)."""
-    correct = 0
+def mp_truth_maxk(cfg, w) -> tuple[int, mpmath.mpf]:
+    """(correct inputs, exact mean loss) from one mpmath forward pass. Correct: the max
+    token's logit strictly largest; a margin within 2^-120 of the logits' size would be
+    beyond PREC's reach and is refused rather than guessed (ValueError)."""
+    correct, total = 0, mpmath.mpf(0)
     for toks, logits in mp_logits_maxk(cfg, w):
         m = max(toks)
         scale = max(abs(x) for x in logits) or mpmath.mpf(1)
@@ -74,7 +66,16 @@ def mp_count_maxk(cfg, w) -> int:
         if abs(margin) <= scale * mpmath.mpf(2) ** -120:
             raise ValueError("near-tie beyond the reference's precision")
         correct += margin > 0
-    return correct
+        total += mp_cross_entropy(logits, m)
+    return correct, total / cfg.d_vocab ** cfg.n_ctx
+
+
+def mp_mean_loss_maxk(cfg, w) -> mpmath.mpf:
+    """The exact mean loss (to PREC bits)."""
+    total = mpmath.mpf(0)
+    for toks, logits in mp_logits_maxk(cfg, w):
+        total += mp_cross_entropy(logits, max(toks))
+    return total / cfg.d_vocab ** cfg.n_ctx
 
 
 # ------------------------------------------------------------------ sum-linear

@@ -232,7 +232,8 @@ def enclose_sum(values: np.ndarray, errs: np.ndarray, weights: np.ndarray | None
     gamma = (SUM_BLOCK + 2) * U * 1.01
     for k in range(0, values.size, SUM_BLOCK):
         v, e, ww = values[k:k + SUM_BLOCK], errs[k:k + SUM_BLOCK], w[k:k + SUM_BLOCK]
-        block = [float(np.sum(ww * v)), float(np.sum(ww * e)), float(np.sum(ww * np.abs(v)) + np.sum(ww * e))]
+        with np.errstate(over="ignore"):  # an overflowing block is refused just below
+            block = [float(np.sum(ww * v)), float(np.sum(ww * e)), float(np.sum(ww * np.abs(v)) + np.sum(ww * e))]
         if not all(math.isfinite(b) for b in block):
             return None
         total += Fraction(block[0])

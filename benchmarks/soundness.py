@@ -79,7 +79,11 @@ def extremes(n: int, seed: int, shard: int, shards: int) -> int:
             continue
         models += 1
         families[" ".join(label.split()[:2])] += 1
-        for v in check():
+        try:
+            found = check()
+        except Exception as err:  # noqa: BLE001 - a crash on a legal model is a violation, not the end
+            found = [f"crashed: {type(err).__name__}: {err}"]
+        for v in found:
             violations += 1
             print(f"VIOLATION: model {i} ({label}): {v}", flush=True)
     print(f"extremes suite, seed {seed}, shard {shard}/{shards}: {models} models in "

@@ -154,3 +154,9 @@ def test_cli_loss_at_near_float32_max(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     for r in data["results"]:
         assert r["loss_bound"] is not None and r["loss_bound"] >= exact * (1 - 1e-12), r["strategy"]
+
+
+@pytest.mark.parametrize("K", [21, 24])
+def test_sumlinear_large_K_multiplicities_and_weights_stay_exact(K):
+    """K! and the convexity weights m^(K-1) exceed int64 here: exact integers, not wrapped."""
+    assert not sumlinear_violations(sumlinear_integer_tie(3, K), K)

@@ -220,16 +220,20 @@ SUM_BLOCK = 1 << 14
 
 
 def enclose_sum(values: np.ndarray, errs: np.ndarray, weights: np.ndarray | None = None) -> Enclosure | None:
-    """sum_i w_i v_i where each true v_i is within errs_i of values_i (w_i >= 0 integers
-    below 2^40). Blocks of SUM_BLOCK are summed in float64 (error <= gamma_{n+1} sum |w v|,
-    the product being one more rounding) and the block sums added exactly as rationals.
+    """sum_i w_i v_i where each true v_i is within errs_i of values_i (w_i >= 0 integers of
+    any size below float64's max). Blocks of SUM_BLOCK are summed in float64 (error <=
+    gamma_{n+2} sum |w v|: the weight's conversion to float64 and the product are two more
+    roundings) and the block sums added exactly as rationals.
     None when some error is not finite or a float block sum overflows: never a stand-in."""
     values, errs = np.asarray(values, dtype=np.float64).ravel(), np.asarray(errs, dtype=np.float64).ravel()
     if not (np.all(np.isfinite(errs)) and np.all(np.isfinite(values))):
         return None  # no finite error bound: the caller reports the strategy as failed
-    w = np.ones_like(values) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    try:
+        w = np.ones_like(values) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    except OverflowError:  # a weight beyond float64 (Python ints): no float sum
+        return None
     total, slack = Fraction(0), Fraction(0)
-    gamma = (SUM_BLOCK + 2) * U * 1.01
+    gamma = (SUM_BLOCK + 3) * U * 1.01
     for k in range(0, values.size, SUM_BLOCK):
         v, e, ww = values[k:k + SUM_BLOCK], errs[k:k + SUM_BLOCK], w[k:k + SUM_BLOCK]
         with np.errstate(over="ignore"):  # an overflowing block is refused just below

@@ -44,6 +44,7 @@ from fractions import Fraction
 
 import numpy as np
 
+from .bruteforce import check_exhaustive_in_reach
 from .loss import (EXP_ABS, EXP_REL, LOG_ERR, Enclosure, LossResult, enclose_sum, fexp, flog,
                    loss_from_logits)
 
@@ -53,7 +54,8 @@ ROW_BLOCK = 1 << 12  # prefixes per matrix product
 
 
 def gamma(n: int) -> float:
-    return n * U / (1 - n * U)
+    """gamma_n = n u / (1 - n u) bounds n roundings; infinite once n u is not small."""
+    return n * U / (1 - n * U) if n * U < 0.01 else math.inf
 
 
 @dataclass(frozen=True)
@@ -144,8 +146,9 @@ def _prefix_products(tab: LogitTable, prefixes: np.ndarray) -> np.ndarray:
 
 def bruteforce_loss(tab: LogitTable) -> LossResult:
     """The exact mean over every input, enclosed (module docstring)."""
-    t0 = time.perf_counter()
     d, K = tab.d_vocab, tab.n_ctx
+    check_exhaustive_in_reach(d, K)
+    t0 = time.perf_counter()
     prefixes = np.indices([d] * (K - 1)).reshape(K - 1, -1).T
     losses, errs = [], []
     last = np.arange(d)[None, :]
@@ -176,7 +179,8 @@ def sorted_inputs(d: int, K: int) -> np.ndarray:
 def multiplicities(rows: np.ndarray) -> np.ndarray:
     """K! / prod(count!) for sorted rows: the inputs that are permutations of each."""
     K = rows.shape[1]
-    out = np.full(len(rows), math.factorial(K), dtype=np.int64)
+    # exact integers: int64 while K! fits, Python ints beyond (K >= 21)
+    out = np.full(len(rows), math.factorial(K), dtype=np.int64 if math.factorial(K) < 2 ** 62 else object)
     run = np.ones(len(rows), dtype=np.int64)
     for i in range(1, K):
         same = rows[:, i] == rows[:, i - 1]
@@ -231,9 +235,9 @@ def convexity_loss(tab: LogitTable, exact: Enclosure | None = None) -> LossResul
         r = K - c
         t, m = np.nonzero(np.arange(d)[:, None] < np.arange(d)[None, :])  # t < m
         rows.append(np.concatenate([np.repeat(t[:, None], r, axis=1), np.repeat(m[:, None], c, axis=1)], axis=1))
-        weights.append(math.comb(K, c) * m.astype(np.int64) ** (r - 1))
+        weights.append(math.comb(K, c) * m.astype(object) ** (r - 1))  # Python ints: m^(r-1) exceeds int64
     rows.append(np.repeat(np.arange(d)[:, None], K, axis=1))  # m^K, weight 1
-    weights.append(np.ones(d, dtype=np.int64))
+    weights.append(np.ones(d, dtype=object))
     toks, w = np.concatenate(rows), np.concatenate(weights)
     loss, err = vertex_losses(tab, toks)
     s = enclose_sum(loss, err, w)
@@ -256,7 +260,7 @@ def convexity_pure_loss(tab: LogitTable, exact: Enclosure | None = None) -> Loss
     t, m = np.nonzero(np.arange(d)[:, None] <= np.arange(d)[None, :])
     vals = lse[t] - KT[t, m]
     errs = (base_err[t] + 2 * delta + 2 * U * (np.abs(lse[t]) + np.abs(KT[t, m]))) * (1 + 2.0 ** -40)
-    mm = m.astype(np.int64)
+    mm = m.astype(object)  # Python ints: (m+1)^(K-1) exceeds int64 for large d, K
     w = np.where(t == m, (mm + 1) ** (K - 1), (mm + 1) ** (K - 1) - mm ** (K - 1))
     s = enclose_sum(vals, errs, w)
     if s is None:
@@ -335,8 +339,9 @@ def correct_mask(tab: LogitTable, weights, toks: np.ndarray) -> np.ndarray:
 
 def bruteforce_accuracy(tab: LogitTable, weights) -> tuple[int, int, float]:
     """(correct, total, seconds) over every input."""
-    t0 = time.perf_counter()
     d, K = tab.d_vocab, tab.n_ctx
+    check_exhaustive_in_reach(d, K)
+    t0 = time.perf_counter()
     correct = 0
     for k in range(0, d ** K, 1 << 20):
         idx = np.arange(k, min(k + (1 << 20), d ** K))
@@ -378,7 +383,11 @@ def prove_loss(weights, n_ctx: int, names: list[str]) -> list[LossResult]:
     exact = symmetry_loss(tab)
     out = []
     for n in names:
-        r = exact if n == "symmetry" else LOSS_PROOFS[n](tab, exact.exact)
+        try:
+            r = exact if n == "symmetry" else LOSS_PROOFS[n](tab, exact.exact)
+        except ValueError as err:  # out of reach (the brute force): recorded, the others still run
+            out.append(LossResult.failed(n, str(err)))
+            continue
         if n == "bruteforce" and r.upper is not None:
             r.exact = exact.exact if r.exact is None else r.exact
         out.append(r)

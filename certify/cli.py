@@ -240,15 +240,17 @@ def cmd_prove_sum_linear(args: argparse.Namespace) -> tuple[dict, str]:
     names = resolve(args.strategy, metric)
     m = load_sum_linear(args)
     ident = {**m.identity(), "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "d_model": m.cfg.d_model}
+    failed: list[str] = []
     if metric == "loss":
         results = prove_loss(m.weights, m.cfg.n_ctx, names)
         rows = [{**ident, **r.to_dict()} for r in results]
         text = "\n".join(loss_line(r) for r in results)
+        failed = [r.strategy for r in results if r.error]
     else:
         rows = [{**ident, **r} for r in prove_accuracy(m.weights, m.cfg.n_ctx, names)]
         text = "\n".join(f"{r['strategy']:<15} {r['count']:>10} / {r['total']:<10} accuracy {r['bound']:.6f}  "
                          f"{r['seconds']:.2f} s" for r in rows)
-    return {**ident, "metric": metric, "results": rows, "ok": True, "failed": []}, f"{m.label} (sum-linear, K={m.cfg.n_ctx}, d_vocab={m.cfg.d_vocab}):\n{text}"
+    return {**ident, "metric": metric, "results": rows, "ok": not failed, "failed": failed}, f"{m.label} (sum-linear, K={m.cfg.n_ctx}, d_vocab={m.cfg.d_vocab}):\n{text}"
 
 
 def do_emit(m, strategy: str, lean_dir: Path):

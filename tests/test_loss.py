@@ -19,20 +19,8 @@ from certify.proofs.loss import (EXP_ABS, EXP_REL, LOG1P_REL, LOG_ERR, fexp, flo
 from certify.proofs.loss_maxk import gap_family_margins, prove_loss_many
 from certify.proofs import sumlinear_proofs as sl
 from models import KINDS, make_model
-
-PREC = 160
-
-
-def mpf_fraction(x: mpmath.mpf) -> Fraction:
-    man, exp = mpmath.mpf(x).man_exp
-    return Fraction(int(man)) * Fraction(2) ** int(exp)
-
-
-def mp_exact_within(value: mpmath.mpf, lo: Fraction, hi: Fraction) -> bool:
-    """value (known to ~2^-150 relative) lies in [lo, hi], up to that precision."""
-    v, tol = mpf_fraction(value), abs(mpf_fraction(value)) * Fraction(1, 2 ** 140) + Fraction(1, 2 ** 200)
-    return lo - tol <= v <= hi + tol
-
+from references import (PREC, mp_exact_within, mp_mean_loss_maxk, mp_mean_loss_sumlinear,  # noqa: F401
+                        mpf_fraction)
 
 # ------------------------------------------------------------------ primitives
 def test_float_primitives_within_their_claimed_errors():
@@ -91,38 +79,6 @@ def test_loss_from_logits_encloses_every_row(seed, scale, delta):
 
 
 # ------------------------------------------------------------------ Max-of-K
-def mp_cross_entropy(logits: list, m: int) -> mpmath.mpf:
-    """log(1 + sum_{j != m} exp(l_j - l_m)), precise however small."""
-    return mpmath.log1p(mpmath.fsum(mpmath.exp(x - logits[m]) for j, x in enumerate(logits) if j != m))
-
-
-def mp_mean_loss_maxk(cfg: Config, w) -> mpmath.mpf:
-    """The exact mean loss (to PREC bits) by a plain forward pass in mpmath."""
-    mpmath.mp.prec = PREC
-    W = {k: [[mpmath.mpf(float(x)) for x in row] for row in v.tolist()] for k, v in w.items()}
-
-    def vecmat(v, M):
-        return [mpmath.fsum(v[a] * M[a][b] for a in range(len(v))) for b in range(len(M[0]))]
-    K, d = cfg.n_ctx, cfg.d_vocab
-    resid = {(i, t): [e + p for e, p in zip(W["W_E"][t], W["W_pos"][i])] for i in range(K) for t in range(d)}
-    keys = {it: vecmat(r, W["W_K"]) for it, r in resid.items()}
-    vals = {it: vecmat(vecmat(vecmat(r, W["W_V"]), W["W_O"]), W["W_U"]) for it, r in resid.items()}
-    queries = {t: vecmat(resid[(K - 1, t)], W["W_Q"]) for t in range(d)}
-    direct = {t: vecmat(resid[(K - 1, t)], W["W_U"]) for t in range(d)}
-    inv = 1 / mpmath.sqrt(cfg.d_head)
-    total = mpmath.mpf(0)
-    for toks in itertools.product(range(d), repeat=K):
-        q = toks[-1]
-        s = [mpmath.fsum(a * b for a, b in zip(queries[q], keys[(i, t)])) * inv for i, t in enumerate(toks)]
-        top = max(s)
-        e = [mpmath.exp(x - top) for x in s]
-        Z = mpmath.fsum(e)
-        logits = [direct[q][j] + mpmath.fsum(e[i] * vals[(i, t)][j] for i, t in enumerate(toks)) / Z
-                  for j in range(d)]
-        total += mp_cross_entropy(logits, max(toks))
-    return total / d ** K
-
-
 LOSS_CONFIGS = [Config(6, 2, 8, 8), Config(5, 3, 8, 4), Config(6, 3, 8, 8)]
 
 
@@ -178,21 +134,6 @@ def test_gap_margin_lower_bounds_hold_on_every_input_of_their_family():
 
 
 # ------------------------------------------------------------------ sum-linear
-def mp_mean_loss_sumlinear(w, K: int) -> mpmath.mpf:
-    mpmath.mp.prec = PREC
-    E = [[mpmath.mpf(float(x)) for x in r] for r in w["embedding.weight"].tolist()]
-    W = [[mpmath.mpf(float(x)) for x in r] for r in w["linear.weight"].tolist()]
-    Um = [[mpmath.mpf(float(x)) for x in r] for r in w["unembedding.weight"].tolist()]
-    d, dm = len(E[0]), len(E)
-    total = mpmath.mpf(0)
-    for toks in itertools.product(range(d), repeat=K):
-        emb = [mpmath.fsum(E[a][t] for t in toks) for a in range(dm)]
-        h = [mpmath.fsum(W[a][b] * emb[b] for b in range(dm)) for a in range(dm)]
-        logits = [mpmath.fsum(Um[j][a] * h[a] for a in range(dm)) for j in range(d)]
-        total += mp_cross_entropy(logits, max(toks))
-    return total / d ** K
-
-
 def small_sumlinear(kind: str, cfg: SumLinearConfig, seed: int, strength: float = 1.0):
     if kind == "trained":
         w, _ = train_sl(cfg, seed, SumLinearTrainParams(epochs=150, subset_fraction=1.0, batch_size=32))

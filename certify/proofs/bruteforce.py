@@ -83,7 +83,7 @@ class AttentionTable:
     """
 
     mant: np.ndarray
-    expo: np.ndarray  # int64
+    expo: np.ndarray  # int64, or Python ints (object) when some exponent does not fit (score spreads ~1e19+)
     rho: float
     scores: np.ndarray  # object array [q, i, t] of int
     score_exp: int
@@ -92,7 +92,7 @@ class AttentionTable:
     def value(self) -> np.ndarray:
         """The upper bounds as plain float64 (entries below 2^-1022 underflow towards 0:
         use only where `needs_rescaling` is False)."""
-        return np.ldexp(self.mant, self.expo)
+        return np.ldexp(self.mant, _clamped_exponent(self.expo))
 
     @property
     def needs_rescaling(self) -> bool:
@@ -102,8 +102,17 @@ class AttentionTable:
     @staticmethod
     def scaled(mant: np.ndarray, expo: np.ndarray, top: np.ndarray | int) -> np.ndarray:
         """mant * 2^(expo - top): exact while the result is normal; below 2^-1022 the
-        rounding error is at most 2^-1075 in absolute value (UNDERFLOW_SLACK covers it)."""
-        return np.ldexp(mant, np.maximum(expo - top, -2000))
+        rounding error is at most 2^-1075 in absolute value (UNDERFLOW_SLACK covers it).
+        The exponents may be Python ints of any size: only their clamped difference is
+        handed to ldexp."""
+        return np.ldexp(mant, _clamped_exponent(expo - top))
+
+
+def _clamped_exponent(e) -> np.ndarray:
+    """max(e, -2000) as int64 for integers e <= 2000 of any size (scalars, int or object arrays)."""
+    if np.ndim(e) == 0:
+        return np.int64(max(int(e), -2000))
+    return np.maximum(e, -2000).astype(np.int64)
 
 
 MIN_SAFE_EXPO = -960  # 2^-960 times any mantissa in [0.5, 1] is a normal float64
@@ -120,7 +129,7 @@ def attention_table(tables: PathTables) -> AttentionTable:
     # a = (c_q - s)^2 * 2^(2e+2w) / d exactly is not an integer, so enclose the
     # square root: sqrt((c_q - s)^2 2^(2e) / d) through integers (exact for d square).
     mant = np.empty(scores.shape)
-    expo = np.empty(scores.shape, dtype=np.int64)
+    expo = np.empty(scores.shape, dtype=object)  # Python ints: attention spreads near 1e38 need ~1e38-bit exponents
     rho = 0.0
     w = max(128, e + 64)  # extra bits for the square-root enclosure of the argument
     for q in range(d_vocab):
@@ -136,6 +145,8 @@ def attention_table(tables: PathTables) -> AttentionTable:
                 m_lo = _floor_float(lo, frac_lo + k)  # the lower bound / 2^k, in [0.25, 1]
                 mant[q, i, t], expo[q, i, t] = m_hi, k
                 rho = max(rho, (m_hi - m_lo) / m_hi)
+    if all(-(1 << 62) < int(x) < (1 << 62) for x in expo.flat):
+        expo = expo.astype(np.int64)  # the usual case: vectorised exponent arithmetic
     return AttentionTable(mant, expo, max(rho, 2.0 ** -52), scores, e)
 
 

@@ -120,7 +120,8 @@ def loss_from_logits(logits: np.ndarray, labels: np.ndarray, delta: np.ndarray |
     absolute underflow, relative to W >= 1 or added). The log moves by at most
     1.02 theta log1p(S) (log1p(S(1 + t)) - log1p(S) <= |t| S/(1+S) / (1 - |t|) and
     S/(1+S) <= log1p(S)), resp. 1.02 theta for the log of W >= 1. Rows with theta > 0.01
-    get an infinite error (sound, and never seen on a sane model).
+    (logit spreads beyond about 1e13, where u max|x| is no longer small) are enclosed by
+    monotonicity instead (`monotone_loss_enclosure`): finite at every float32 magnitude.
     """
     logits = np.asarray(logits, dtype=np.float64)
     n, d = logits.shape
@@ -146,8 +147,54 @@ def loss_from_logits(logits: np.ndarray, labels: np.ndarray, delta: np.ndarray |
     err_lead = 1.02 * theta * loss_lead + under + LOG1P_REL * loss_lead * 1.01
     err_other = 1.02 * (theta + under) + LOG_ERR * (1.0 + np.abs(loss_other - M)) + 2 * U * np.abs(loss_other)
     err = np.where(lead, err_lead, err_other) * (1.0 + 2.0 ** -40)
-    err = np.where(theta > 0.01, np.inf, err)
+    wide = np.flatnonzero(~(theta <= 0.01))
+    if wide.size:
+        r = 2.0 * np.broadcast_to(np.asarray(delta, dtype=np.float64), (n,))[wide, None] + 1.01 * U * np.abs(x[wide])
+        lo, hi = monotone_loss_enclosure(x[wide], r, labels[wide])
+        loss[wide], err[wide] = interval_as_value_error(lo, hi)
     return loss, err
+
+
+def interval_as_value_error(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(v, e) with [lo, hi] inside [v - e, v + e] (e rounded up; infinite on overflow)."""
+    v = 0.5 * lo + 0.5 * hi
+    e = np.maximum(hi - v, v - lo) * (1 + 4 * U)
+    return v, np.nextafter(e, np.inf)
+
+
+def monotone_loss_enclosure(x: np.ndarray, r: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[lo, hi] holding loss = log(1 + sum_{j != m} exp(x_j)) for every true x with
+    |x_j - x~_j| <= r_j (x~ = `x`, the label's entry ignored), at any magnitude.
+
+    The loss increases in each x_j, so it lies between F(x~ - r) and F(x~ + r), the
+    arguments rounded outward (nextafter). F(z) <= M + log(exp(-M) + sum_j exp(z_j - M)),
+    M = max(0, max z) (exact): each z_j - M rounded up, each exp bounded above by
+    (fexp + EXP_ABS)(1 + 2 EXP_REL), the float sum by (1 + 2 gamma_{d+2}), the log by
+    flog + LOG_ERR (1 + |flog|) (or flog1p (1 + 2 LOG1P_REL) when M = 0), the final sum
+    rounded up. F(z) >= max(0, max_j z_j) (log(1 + sum exp) is at least the largest term's
+    argument), which is exact.
+    """
+    n, d = x.shape
+    rows = np.arange(n)
+    z_hi = np.nextafter(x + r, np.inf)
+    z_lo = np.nextafter(x - r, -np.inf)
+    z_hi[rows, labels] = -np.inf
+    z_lo[rows, labels] = -np.inf
+    lo = np.maximum(0.0, z_lo.max(axis=1))
+    M = np.maximum(0.0, z_hi.max(axis=1))
+    y = np.minimum(np.nextafter(z_hi - M[:, None], np.inf), 0.0)
+    y[rows, labels] = -np.inf
+    terms = (fexp(np.maximum(y, -1e300)) + EXP_ABS) * (1 + 2 * EXP_REL)
+    terms[rows, labels] = 0.0
+    g = 2 * (d + 2) * U * 1.01
+    lead = M == 0.0
+    S = terms.sum(axis=1) * (1 + g)  # M = 0: sum_{j != m} exp(z_j) (the 1 is log1p's)
+    W = (S + (fexp(-M) + EXP_ABS) * (1 + 2 * EXP_REL)) * (1 + g)
+    hi_lead = flog1p(np.where(lead, S, 0.0)) * (1 + 2 * LOG1P_REL)
+    lw = flog(np.where(lead, 1.0, W))
+    hi_other = (M + (lw + LOG_ERR * (1 + np.abs(lw)))) * (1 + 2 * U)
+    hi = np.nextafter(np.where(lead, hi_lead, hi_other), np.inf)
+    return lo, hi
 
 
 # ------------------------------------------------------------------ exact sums
@@ -172,22 +219,30 @@ class Enclosure:
 SUM_BLOCK = 1 << 14
 
 
-def enclose_sum(values: np.ndarray, errs: np.ndarray, weights: np.ndarray | None = None) -> Enclosure:
-    """sum_i w_i v_i where each true v_i is within errs_i of values_i (w_i >= 0 integers
-    below 2^40). Blocks of SUM_BLOCK are summed in float64 (error <= gamma_{n+1} sum |w v|,
-    the product being one more rounding) and the block sums added exactly as rationals."""
+def enclose_sum(values: np.ndarray, errs: np.ndarray, weights: np.ndarray | None = None) -> Enclosure | None:
+    """sum_i w_i v_i where each true v_i is within errs_i of values_i (w_i >= 0 integers of
+    any size below float64's max). Blocks of SUM_BLOCK are summed in float64 (error <=
+    gamma_{n+2} sum |w v|: the weight's conversion to float64 and the product are two more
+    roundings) and the block sums added exactly as rationals.
+    None when some error is not finite or a float block sum overflows: never a stand-in."""
     values, errs = np.asarray(values, dtype=np.float64).ravel(), np.asarray(errs, dtype=np.float64).ravel()
-    if not np.all(np.isfinite(errs)):
-        return Enclosure(Fraction(-10 ** 30), Fraction(10 ** 30))
-    w = np.ones_like(values) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    if not (np.all(np.isfinite(errs)) and np.all(np.isfinite(values))):
+        return None  # no finite error bound: the caller reports the strategy as failed
+    try:
+        w = np.ones_like(values) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    except OverflowError:  # a weight beyond float64 (Python ints): no float sum
+        return None
     total, slack = Fraction(0), Fraction(0)
-    gamma = (SUM_BLOCK + 2) * U * 1.01
+    gamma = (SUM_BLOCK + 3) * U * 1.01
     for k in range(0, values.size, SUM_BLOCK):
         v, e, ww = values[k:k + SUM_BLOCK], errs[k:k + SUM_BLOCK], w[k:k + SUM_BLOCK]
-        total += Fraction(float(np.sum(ww * v)))
+        with np.errstate(over="ignore"):  # an overflowing block is refused just below
+            block = [float(np.sum(ww * v)), float(np.sum(ww * e)), float(np.sum(ww * np.abs(v)) + np.sum(ww * e))]
+        if not all(math.isfinite(b) for b in block):
+            return None
+        total += Fraction(block[0])
         # error of the float sums, and the per-value errors (summed in float, rounded up)
-        slack += Fraction(float(np.sum(ww * e))) * (1 + Fraction(gamma)) \
-            + Fraction(gamma) * Fraction(float(np.sum(ww * np.abs(v)) + np.sum(ww * e)))
+        slack += Fraction(block[1]) * (1 + Fraction(gamma)) + Fraction(gamma) * Fraction(block[2])
     return Enclosure(total - slack, total + slack)
 
 
@@ -224,9 +279,21 @@ def log_bounds(num: int, den: int, bits: int = 96) -> tuple[int, int]:
     return lo >> 8, ceil_div(hi, 1 << 8)
 
 
+MARGIN_FAR = 4096
+FAR_BITS = 5909  # e^-4096 = 2^-5909.3...
+
+
 def log1p_exp_neg_upper(x: Fraction, d: int, bits: int = 80) -> Fraction:
     """An upper bound of log(1 + (d - 1) exp(-x)): the cross-entropy of an input whose
-    label beats each of the d - 1 other logits by at least x (x may be negative)."""
+    label beats each of the d - 1 other logits by at least x (x may be negative).
+
+    Far from 0 (|x| >= MARGIN_FAR) the exact exp would need about |x| / ln 2 bits, so:
+    x <= -MARGIN_FAR: log(1 + (d-1) e^y) = y + log(e^-y + d - 1) <= y + log d (e^-y <= 1);
+    x >= MARGIN_FAR: log(1 + s) <= s = (d-1) e^-x <= (d-1) 2^-FAR_BITS (e^-4096 < 2^-5909)."""
+    if x <= -MARGIN_FAR:
+        return -x + Fraction(log_bounds(d, 1, bits)[1], 1 << bits)
+    if x >= MARGIN_FAR:
+        return Fraction(d - 1, 1 << FAR_BITS)
     if x < 0:  # log(1 + (d-1) e^y) = y + log(e^-y + d - 1), y = -x > 0
         a = math.floor(-x * (1 << bits))  # e^-y <= exp(-a / 2^bits)
         _, hi, frac = exp_neg_bounds_relative(a, bits)
@@ -243,7 +310,7 @@ class LossResult:
     """One loss proof for one model: an upper bound (and, for exact proofs, a lower
     bound) on the mean cross-entropy over every input, as rationals."""
     strategy: str
-    upper: Fraction
+    upper: Fraction | None  # None: the proof failed (`error` says why); never a stand-in number
     lower: Fraction | None
     flops: int
     seconds: float
@@ -251,23 +318,30 @@ class LossResult:
     detail: dict = field(default_factory=dict)
     error: str | None = None
 
+    @staticmethod
+    def failed(strategy: str, reason: str, seconds: float = 0.0) -> "LossResult":
+        """A proof that produced no bound: `loss_bound` is null in --json."""
+        return LossResult(strategy, None, None, 0, seconds, error=reason)
+
     @property
-    def bound(self) -> float:
-        """The upper bound as a float, rounded up."""
+    def bound(self) -> float | None:
+        """The upper bound as a float, rounded up (None when the proof failed)."""
+        if self.upper is None:
+            return None
         v = float(self.upper)
         return v if Fraction(v) >= self.upper else math.nextafter(v, math.inf)
 
     @property
     def ratio(self) -> float | None:
         """bound / exact mean loss (>= 1; 1 for the exact proofs, up to the enclosure)."""
-        if self.exact is None or self.exact.hi <= 0:
+        if self.upper is None or self.exact is None or self.exact.hi <= 0:
             return None
         return float(self.upper / self.exact.hi)
 
     def to_dict(self) -> dict:
         return {"strategy": self.strategy, "metric": "loss", "loss_bound": self.bound,
                 "loss_lower": None if self.lower is None else float(self.lower),
-                "loss_upper_rational": f"{self.upper.numerator}/{self.upper.denominator}",
+                "loss_upper_rational": None if self.upper is None else f"{self.upper.numerator}/{self.upper.denominator}",
                 "loss_exact": None if self.exact is None else self.exact.mid,
                 "loss_exact_interval": None if self.exact is None else [float(self.exact.lo), float(self.exact.hi)],
                 "loss_ratio": self.ratio, "flops": self.flops, "seconds": round(self.seconds, 4),

@@ -82,6 +82,8 @@ def bruteforce_loss(tables: PathTables) -> LossResult:
         flops += len(toks) * d * (2 * K + 40)
     total = d ** K
     s = enclose_sum(np.concatenate(losses), np.concatenate(errs))
+    if s is None:
+        raise ArithmeticError("the float sum of the per-input losses has no finite error bound")
     exact = Enclosure(s.lo / total, s.hi / total)
     return LossResult("bruteforce", exact.hi, exact.lo, flops, time.perf_counter() - t0, exact=exact)
 
@@ -302,9 +304,21 @@ def prove_loss_many(cfg, weights, names: list[str], on_error: str = "raise") -> 
     from .exact import path_tables
     from .strategies import ProofInput
     p = ProofInput(cfg, weights, path_tables(weights), None)
-    exact_result = bruteforce_loss(p.tables) if cfg.d_vocab ** cfg.n_ctx <= EXHAUSTIVE_MAX else None
-    exact = exact_result.exact if exact_result else None
-    runs = {"bruteforce": lambda: exact_result, "cubic": lambda: cubic_loss(p, exact),
+    exact_result: LossResult | Exception | None = None
+    if cfg.d_vocab ** cfg.n_ctx <= EXHAUSTIVE_MAX:
+        try:
+            exact_result = bruteforce_loss(p.tables)
+        except Exception as err:  # noqa: BLE001 - the brute force's own failure; the others still run
+            if on_error == "raise":
+                raise
+            exact_result = err
+    exact = exact_result.exact if isinstance(exact_result, LossResult) else None
+
+    def brute() -> LossResult | None:
+        if isinstance(exact_result, Exception):
+            raise exact_result
+        return exact_result
+    runs = {"bruteforce": brute, "cubic": lambda: cubic_loss(p, exact),
             "gap": lambda: gap_loss(p, "gap", exact), "subcubic": lambda: gap_loss(p, "subcubic", exact)}
     out = []
     for name in names:
@@ -316,5 +330,5 @@ def prove_loss_many(cfg, weights, names: list[str], on_error: str = "raise") -> 
         except Exception as err:  # noqa: BLE001 - recorded per strategy, re-raised on request
             if on_error == "raise":
                 raise
-            out.append(LossResult(name, Fraction(0), None, 0, 0.0, error=f"{type(err).__name__}: {err}"))
+            out.append(LossResult.failed(name, f"{type(err).__name__}: {err}"))
     return out

@@ -82,8 +82,10 @@ class ProofResult:
         return None if not self.accuracy else self.bound / self.accuracy
 
     def to_dict(self) -> dict:
-        return {"strategy": self.strategy, "count": self.count, "total": self.total,
-                "bound": self.bound, "accuracy": self.accuracy, "ratio": self.ratio,
+        """A failed strategy reports count, bound and ratio as null: no number stands in for a bound."""
+        ok = self.error is None
+        return {"strategy": self.strategy, "count": self.count if ok else None, "total": self.total,
+                "bound": self.bound if ok else None, "accuracy": self.accuracy, "ratio": self.ratio if ok else None,
                 "flops": self.flops, "checker_ops": self.checker_ops,
                 "unexplained_dimension": self.unexplained_dimension,
                 "seconds": round(self.seconds, 4), "search_seconds": round(self.search_seconds, 4),

@@ -44,15 +44,18 @@ from fractions import Fraction
 
 import numpy as np
 
+from .bruteforce import check_exhaustive_in_reach
 from .loss import (EXP_ABS, EXP_REL, LOG_ERR, Enclosure, LossResult, enclose_sum, fexp, flog,
                    loss_from_logits)
 
 U = 2.0 ** -53
+NO_FINITE_SUM = "the float sum of the per-input losses has no finite error bound (overflow)"
 ROW_BLOCK = 1 << 12  # prefixes per matrix product
 
 
 def gamma(n: int) -> float:
-    return n * U / (1 - n * U)
+    """gamma_n = n u / (1 - n u) bounds n roundings; infinite once n u is not small."""
+    return n * U / (1 - n * U) if n * U < 0.01 else math.inf
 
 
 @dataclass(frozen=True)
@@ -96,19 +99,35 @@ def _errors(tab: LogitTable, Z: np.ndarray, loss: np.ndarray, lz: np.ndarray) ->
     eps_x = tab.Delta * (1 + 2 * tab.Delta) + EXP_REL
     theta = 1.01 * (K * eps_x + gamma(d + K))
     maxD = float(np.abs(tab.D).max())
-    const = 1.02 * theta + LOG_ERR + K * tab.Delta + K * K * U * maxD
-    zmin = float(Z.min()) if Z.size else 1.0
-    if not zmin > 0 or 2 * d * K * EXP_ABS / zmin > 0.001:  # underflow matters: no finite bound
-        return np.full(Z.shape, np.inf)
-    err = const + (1.02 * 2 * d * K * EXP_ABS) / Z + LOG_ERR * np.abs(lz) + 2 * U * np.abs(loss)
-    return err * (1 + 2.0 ** -40)
+    const = 1.02 * theta + LOG_ERR + K * tab.Delta + gamma(K) * K * maxD
+    Zs = np.where(Z > 0, Z, 1.0)
+    err = const + (1.02 * 2 * d * K * EXP_ABS) / Zs + LOG_ERR * np.abs(lz) + 2 * U * np.abs(loss)
+    under = ~(Z > 0) | ~(2 * d * K * EXP_ABS / Zs <= 0.001) | ~(theta <= 0.01)  # no bound here: `_repair`
+    return np.where(under, np.inf, err * (1 + 2.0 ** -40))
+
+
+def _repair(tab: LogitTable, toks: np.ndarray, loss: np.ndarray, err: np.ndarray) -> None:
+    """Inputs whose normaliser Z~ underflowed (no finite error bound from the products of
+    exps), in place: their loss from the float logits L~ = sum_i T~[t_i] (within
+    eps = K delta_T + gamma_K K max|T~| of the exact logits, `accuracy_tau`) by
+    `loss_from_logits`, which is finite at every magnitude."""
+    bad = np.flatnonzero(~np.isfinite(err))
+    if bad.size == 0:
+        return
+    t = toks[bad]
+    K = t.shape[1]
+    L = sum(tab.T[t[:, i]] for i in range(K))
+    eps = (K * tab.delta + gamma(K) * K * float(np.abs(tab.T).max())) * (1 + 2.0 ** -40)
+    loss[bad], err[bad] = loss_from_logits(L, t.max(axis=1), eps)
 
 
 def _loss_rows(tab: LogitTable, toks: np.ndarray, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """loss~ and its error for inputs toks [n, K] whose Z~ is given."""
     m = toks.max(axis=1)
     sumD = sum(tab.D[toks[:, i], m] for i in range(toks.shape[1]))
-    return _finish(tab, Z, sumD)
+    loss, err = _finish(tab, Z, sumD)
+    _repair(tab, toks, loss, err)
+    return loss, err
 
 
 def _finish(tab: LogitTable, Z: np.ndarray, sumD: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,8 +146,9 @@ def _prefix_products(tab: LogitTable, prefixes: np.ndarray) -> np.ndarray:
 
 def bruteforce_loss(tab: LogitTable) -> LossResult:
     """The exact mean over every input, enclosed (module docstring)."""
-    t0 = time.perf_counter()
     d, K = tab.d_vocab, tab.n_ctx
+    check_exhaustive_in_reach(d, K)
+    t0 = time.perf_counter()
     prefixes = np.indices([d] * (K - 1)).reshape(K - 1, -1).T
     losses, errs = [], []
     last = np.arange(d)[None, :]
@@ -138,9 +158,14 @@ def bruteforce_loss(tab: LogitTable) -> LossResult:
         m = np.maximum(pre.max(axis=1)[:, None], last)
         sumD = tab.D[last, m] + sum(tab.D[pre[:, i:i + 1], m] for i in range(K - 1))
         loss, err = _finish(tab, Z.ravel(), sumD.ravel())
+        if not np.all(np.isfinite(err)):
+            rows, cols = np.divmod(np.arange(Z.size), d)
+            _repair(tab, np.concatenate([pre[rows], cols[:, None]], axis=1), loss, err)
         losses.append(loss)
         errs.append(err)
     s = enclose_sum(np.concatenate(losses), np.concatenate(errs))
+    if s is None:
+        return LossResult.failed("bruteforce", NO_FINITE_SUM, time.perf_counter() - t0)
     exact = Enclosure(s.lo / d ** K, s.hi / d ** K)
     flops = d ** K * d * 2 + d ** (K - 1) * d * (K - 2) + d ** K * (K + 30)
     return LossResult("bruteforce", exact.hi, exact.lo, flops, time.perf_counter() - t0, exact=exact)
@@ -154,7 +179,8 @@ def sorted_inputs(d: int, K: int) -> np.ndarray:
 def multiplicities(rows: np.ndarray) -> np.ndarray:
     """K! / prod(count!) for sorted rows: the inputs that are permutations of each."""
     K = rows.shape[1]
-    out = np.full(len(rows), math.factorial(K), dtype=np.int64)
+    # exact integers: int64 while K! fits, Python ints beyond (K >= 21)
+    out = np.full(len(rows), math.factorial(K), dtype=np.int64 if math.factorial(K) < 2 ** 62 else object)
     run = np.ones(len(rows), dtype=np.int64)
     for i in range(1, K):
         same = rows[:, i] == rows[:, i - 1]
@@ -182,6 +208,8 @@ def symmetry_loss(tab: LogitTable, exact: Enclosure | None = None) -> LossResult
         errs.append(err)
         weights.append(multiplicities(toks))
     s = enclose_sum(np.concatenate(losses), np.concatenate(errs), np.concatenate(weights))
+    if s is None:
+        return LossResult.failed("symmetry", NO_FINITE_SUM, time.perf_counter() - t0)
     enc = Enclosure(s.lo / d ** K, s.hi / d ** K)
     return LossResult("symmetry", enc.hi, enc.lo, flops, time.perf_counter() - t0, exact=exact or enc)
 
@@ -207,12 +235,14 @@ def convexity_loss(tab: LogitTable, exact: Enclosure | None = None) -> LossResul
         r = K - c
         t, m = np.nonzero(np.arange(d)[:, None] < np.arange(d)[None, :])  # t < m
         rows.append(np.concatenate([np.repeat(t[:, None], r, axis=1), np.repeat(m[:, None], c, axis=1)], axis=1))
-        weights.append(math.comb(K, c) * m.astype(np.int64) ** (r - 1))
+        weights.append(math.comb(K, c) * m.astype(object) ** (r - 1))  # Python ints: m^(r-1) exceeds int64
     rows.append(np.repeat(np.arange(d)[:, None], K, axis=1))  # m^K, weight 1
-    weights.append(np.ones(d, dtype=np.int64))
+    weights.append(np.ones(d, dtype=object))
     toks, w = np.concatenate(rows), np.concatenate(weights)
     loss, err = vertex_losses(tab, toks)
     s = enclose_sum(loss, err, w)
+    if s is None:
+        return LossResult.failed("convexity", NO_FINITE_SUM, time.perf_counter() - t0)
     return LossResult("convexity", s.hi / d ** K, None, len(toks) * d * (K + 30), time.perf_counter() - t0,
                       exact=exact, detail={"vertices": len(toks)})
 
@@ -230,35 +260,65 @@ def convexity_pure_loss(tab: LogitTable, exact: Enclosure | None = None) -> Loss
     t, m = np.nonzero(np.arange(d)[:, None] <= np.arange(d)[None, :])
     vals = lse[t] - KT[t, m]
     errs = (base_err[t] + 2 * delta + 2 * U * (np.abs(lse[t]) + np.abs(KT[t, m]))) * (1 + 2.0 ** -40)
-    mm = m.astype(np.int64)
+    mm = m.astype(object)  # Python ints: (m+1)^(K-1) exceeds int64 for large d, K
     w = np.where(t == m, (mm + 1) ** (K - 1), (mm + 1) ** (K - 1) - mm ** (K - 1))
     s = enclose_sum(vals, errs, w)
+    if s is None:
+        return LossResult.failed("convexity/pure", NO_FINITE_SUM, time.perf_counter() - t0)
     return LossResult("convexity/pure", s.hi / d ** K, None, d * d * 40, time.perf_counter() - t0, exact=exact)
 
 
 # ------------------------------------------------------------------ accuracy
+def exact_integer_table(weights) -> tuple[np.ndarray, int]:
+    """(Tint, e) with T[t, j] = Tint[t, j] 2^e exactly (Python ints in an object array).
+
+    float32 weights are dyadic: each matrix is an integer matrix times 2^(its smallest
+    exponent), so T = E^T W^T U^T is an integer matrix times 2^(e_E + e_W + e_U)."""
+    ints, e = [], 0
+    for name in ("embedding.weight", "linear.weight", "unembedding.weight"):
+        a = weights[name].detach().numpy().astype(np.float64)
+        mant, ex = np.frexp(a)  # a = mant 2^ex, mant a 24-bit fraction
+        lo = int(ex[mant != 0].min()) - 24 if np.any(mant != 0) else 0
+        ints.append(np.array([[int(Fraction(float(v)) / Fraction(2) ** lo) for v in row] for row in a], dtype=object))
+        e += lo
+    E, W, Um = ints
+    return (E.T.dot(W.T)).dot(Um.T), e
+
+
 def exact_table_entry(weights, t: int, j: int) -> Fraction:
     """T[t, j] exactly (float32 weights are rationals)."""
-    E = weights["embedding.weight"].detach().numpy()
-    W = weights["linear.weight"].detach().numpy()
-    Um = weights["unembedding.weight"].detach().numpy()
-    h = [sum(Fraction(float(W[a, b])) * Fraction(float(E[b, t])) for b in range(E.shape[0])) for a in range(W.shape[0])]
-    return sum(Fraction(float(Um[j, a])) * h[a] for a in range(W.shape[0]))
+    T, e = exact_integer_table(weights)
+    return Fraction(T[t, j]) * Fraction(2) ** e
+
+
+def accuracy_tau(tab: LogitTable, K: int) -> float:
+    """A bound on |margin~ - margin| for the float margin of `correct_mask`.
+
+    L~_j = fl(...fl(T~[t_1, j] + T~[t_2, j]) ... + T~[t_K, j]) (K - 1 roundings): with
+    M = max|T~|, the exact sum of the T~ is within gamma_{K-1} sum_i |T~[t_i, j]| <=
+    gamma_K K M of L~_j (the partial sums reach k M: the error is O(K^2 u M), not O(K u M)),
+    and each T~ is within delta_T of T, so eps = K delta_T + gamma_K K M bounds every
+    logit's error. margin = L_m - max_{j != m} L_j moves by at most 2 eps (a max of values
+    each within eps moves by at most eps), and the final subtraction rounds by at most
+    u |L~_m - L~_j| <= 2 u K M (1 + gamma_K). tau = 1.01 (2 eps + 2.01 u K M): infinite
+    when K u is not small (gamma_K undefined) or the sum overflows, so everything is exact.
+    """
+    M = float(np.abs(tab.T).max())
+    if K * U >= 0.01:
+        return math.inf
+    eps = K * tab.delta + gamma(K) * K * M
+    tau = 1.01 * (2 * eps + 2.01 * U * K * M)
+    return tau if math.isfinite(tau) else math.inf
 
 
 def correct_mask(tab: LogitTable, weights, toks: np.ndarray) -> np.ndarray:
     """Which inputs toks [n, K] are correct: l_m > l_j for all j != m (ties wrong). The
-    float margin is within tau = 2.2 (K delta_T + 2 K u max|T~|) of the exact one
-    (K rows added, one subtraction); inputs inside that band are decided exactly."""
+    float margin is within `accuracy_tau` of the exact one; inputs whose float margin is
+    not beyond it are decided exactly, in integers (`exact_integer_table`)."""
     K = toks.shape[1]
-    tau = 2.2 * (K * tab.delta + 2 * K * U * float(np.abs(tab.T).max()))
+    tau = accuracy_tau(tab, K)
     out = np.zeros(len(toks), dtype=bool)
-    cache: dict[tuple[int, int], Fraction] = {}
-
-    def entry(a: int, b: int) -> Fraction:
-        if (a, b) not in cache:
-            cache[(a, b)] = exact_table_entry(weights, a, b)
-        return cache[(a, b)]
+    exact: list[np.ndarray] = []  # the integer table, built on the first undecided input
     for k in range(0, len(toks), ROW_BLOCK):
         t = toks[k:k + ROW_BLOCK]
         L = sum(tab.T[t[:, i]] for i in range(K))
@@ -268,17 +328,20 @@ def correct_mask(tab: LogitTable, weights, toks: np.ndarray) -> np.ndarray:
         L[rows, m] = -np.inf
         margin = lm - L.max(axis=1)
         out[k:k + len(t)] = margin > tau
-        for r in np.flatnonzero(np.abs(margin) <= tau):
+        for r in np.flatnonzero(~(np.abs(margin) > tau)):  # NaN (inf - inf) is undecided too
+            if not exact:
+                exact.append(exact_integer_table(weights)[0])
+            lg = sum(exact[0][int(a)] for a in t[r])
             mm = int(m[r])
-            out[k + r] = all(sum(entry(int(a), mm) - entry(int(a), j) for a in t[r]) > 0
-                             for j in range(tab.d_vocab) if j != mm)
+            out[k + r] = all(lg[mm] > lg[j] for j in range(tab.d_vocab) if j != mm)
     return out
 
 
 def bruteforce_accuracy(tab: LogitTable, weights) -> tuple[int, int, float]:
     """(correct, total, seconds) over every input."""
-    t0 = time.perf_counter()
     d, K = tab.d_vocab, tab.n_ctx
+    check_exhaustive_in_reach(d, K)
+    t0 = time.perf_counter()
     correct = 0
     for k in range(0, d ** K, 1 << 20):
         idx = np.arange(k, min(k + (1 << 20), d ** K))
@@ -320,8 +383,12 @@ def prove_loss(weights, n_ctx: int, names: list[str]) -> list[LossResult]:
     exact = symmetry_loss(tab)
     out = []
     for n in names:
-        r = exact if n == "symmetry" else LOSS_PROOFS[n](tab, exact.exact)
-        if n == "bruteforce":
+        try:
+            r = exact if n == "symmetry" else LOSS_PROOFS[n](tab, exact.exact)
+        except ValueError as err:  # out of reach (the brute force): recorded, the others still run
+            out.append(LossResult.failed(n, str(err)))
+            continue
+        if n == "bruteforce" and r.upper is not None:
             r.exact = exact.exact if r.exact is None else r.exact
         out.append(r)
     return out

@@ -72,3 +72,11 @@ lean-check: $(STAMP)
 
 clean:
 	rm -rf build models results lean/.lake
+
+# the paper's other configurations (issue 22; docs/scale.md): one preset's sweep and report
+#   make sweep-preset PRESET=paper-k20-v512 [SEEDS=paper151] [JOBS=2]
+PRESET ?= paper-k5
+.PHONY: sweep-preset
+sweep-preset: $(STAMP)
+	$(PY) -m certify sweep --preset $(PRESET) --seeds $(SEEDS) --strategies all -j $(JOBS) --out results/$(PRESET)/results.csv
+	$(PY) -m certify report results/$(PRESET)/results.csv --out results/$(PRESET)/report

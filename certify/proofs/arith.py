@@ -9,6 +9,7 @@ upper bounds up (ceil), so every enclosure is outward.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 FRAC_BITS = 64          # fixed-point fraction bits of exp values and of 1/sqrt(d_head)
 EXP_SQUARINGS = 16      # exp(x) = exp(x / 2^16)^(2^16)
@@ -62,6 +63,12 @@ def exp_neg_bounds(a: int, b: int, frac_bits: int = FRAC_BITS,
         raise ValueError("exp_neg_bounds needs a >= 0 and b >= 0")
     if clamp is not None and a > (clamp << b):
         return 0, exp_neg_bounds(clamp, 0, frac_bits, squarings, clamp)[1]
+    return _exp_neg_side(a, b, frac_bits, squarings, False), _exp_neg_side(a, b, frac_bits, squarings, True)
+
+
+def _exp_neg_side(a: int, b: int, frac_bits: int, squarings: int, upper: bool) -> int:
+    """One end of `exp_neg_bounds` (no clamp): the Taylor enclosure, then the squarings of
+    that end only (lo rounded down, hi up), so a caller that needs one end pays half."""
     n = EXP_TAYLOR_DEGREE
     bb = b + squarings  # y = -a / 2^bb
     # T_n(y) = sum_k (-a)^k / (k! 2^(bb k)) = num / (n! 2^(bb n))
@@ -75,17 +82,21 @@ def exp_neg_bounds(a: int, b: int, frac_bits: int = FRAC_BITS,
     rem_num = a ** (n + 1)
     rem_den = math.factorial(n + 1) << (bb * (n + 1))
     one = 1 << frac_bits
+    if upper:
+        hi = ceil_div(num * one, den) + ceil_div(rem_num * one, rem_den)
+        for _ in range(squarings):
+            hi = ceil_div(hi * hi, one)
+        return hi
     lo = max(0, floor_div(num * one, den) - ceil_div(rem_num * one, rem_den))
-    hi = ceil_div(num * one, den) + ceil_div(rem_num * one, rem_den)
     for _ in range(squarings):
         lo = floor_div(lo * lo, one)
-        hi = ceil_div(hi * hi, one)
-    return lo, hi
+    return lo
 
 
 LN2_BITS = 256  # fraction bits of the ln 2 enclosure used to reduce large arguments
 
 
+@lru_cache(maxsize=64)
 def ln2_bounds(bits: int = LN2_BITS) -> tuple[int, int]:
     """(lo, hi) with lo / 2^bits <= ln 2 <= hi / 2^bits, hi - lo small.
 
@@ -113,15 +124,24 @@ def exp_neg_bounds_relative(a: int, b: int, rel_bits: int = 60) -> tuple[int, in
     """
     if a < 0 or b < 0:
         raise ValueError("exp_neg_bounds_relative needs a >= 0 and b >= 0")
+    lo, frac = exp_neg_relative_side(a, b, False, rel_bits)
+    hi, _ = exp_neg_relative_side(a, b, True, rel_bits)
+    return lo, hi, frac
+
+
+def exp_neg_relative_side(a: int, b: int, upper: bool, rel_bits: int = 60) -> tuple[int, int]:
+    """(v, F): one end of `exp_neg_bounds_relative(a, b)` (its lo, or with `upper` its
+    hi) and its F, the same integers at half the cost (bulk tables need one end per entry)."""
+    if a < 0 or b < 0:
+        raise ValueError("exp_neg_bounds_relative needs a >= 0 and b >= 0")
     p = max(LN2_BITS, b)  # fixed point with p fraction bits
     x_lo = a << (p - b)   # x * 2^p exactly (p >= b)
     guard = max(0, x_lo.bit_length() - p) + 8  # ln 2 precision must beat n's size
     l_lo, l_hi = ln2_bounds(p + guard)
     x_scaled = x_lo << guard  # x * 2^(p + guard)
     n = x_scaled // l_hi
-    r_lo = x_scaled - n * l_hi  # >= 0, r >= r_lo / 2^(p+guard)
-    r_hi = x_scaled - n * l_lo  # r <= r_hi / 2^(p+guard)
     frac_bits = rel_bits + 8
-    lo, _ = exp_neg_bounds(r_hi, p + guard, frac_bits, EXP_SQUARINGS, clamp=None)
-    _, hi = exp_neg_bounds(r_lo, p + guard, frac_bits, EXP_SQUARINGS, clamp=None)
-    return lo, hi, frac_bits + n
+    if upper:  # exp(-r) <= exp(-r_lo), r_lo = x - n ln2_hi
+        return _exp_neg_side(x_scaled - n * l_hi, p + guard, frac_bits, EXP_SQUARINGS, True), frac_bits + n
+    # exp(-r) >= exp(-r_hi), r_hi = x - n ln2_lo
+    return _exp_neg_side(x_scaled - n * l_lo, p + guard, frac_bits, EXP_SQUARINGS, False), frac_bits + n

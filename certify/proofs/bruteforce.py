@@ -44,7 +44,7 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 
-from .arith import exp_neg_bounds_relative
+from .arith import exp_neg_relative_side
 from .exact import PathTables
 
 TAIL_SIZE = 1 << 19  # inputs per vectorised block
@@ -139,8 +139,8 @@ def attention_table(tables: PathTables) -> AttentionTable:
                 diff = int(c - scores[q, i, t])  # >= 0
                 lo_arg, b = _scaled_arg_lower(diff, e, tables.d_head, w)
                 # |x| in [lo_arg, lo_arg + 1] / 2^b, so exp(x) in [exp(-(lo_arg+1)/2^b), exp(-lo_arg/2^b)]
-                _, hi, frac = exp_neg_bounds_relative(lo_arg, b)
-                lo, _, frac_lo = exp_neg_bounds_relative(lo_arg + 1, b)
+                hi, frac = exp_neg_relative_side(lo_arg, b, True)
+                lo, frac_lo = exp_neg_relative_side(lo_arg + 1, b, False)
                 m_hi, k = _ceil_mantissa(hi, frac)
                 m_lo = _floor_float(lo, frac_lo + k)  # the lower bound / 2^k, in [0.25, 1]
                 mant[q, i, t], expo[q, i, t] = m_hi, k
@@ -192,107 +192,117 @@ def _scaled_arg_lower(diff: int, e: int, d_head: int, w: int) -> tuple[int, int]
 
 @dataclass(frozen=True)
 class FloatTables:
-    """Float64 tables shared by the brute force and the cubic proof.
+    """Float64 tables shared by the brute force, the cubic proof and the loss proofs.
 
-    Y[q, i, t, j] = EVOU[t, j] + PVOU[i, j] + EUPU[q, j] and
+    Y[q, i, t, j] = (EVOU[t, j] + PVOU[i, j]) + EUPU[q, j] and
     G[q, i, t, m] = min_{j != m} (Y[q,i,t,m] - Y[q,i,t,j]) (the convexity table), each
     within 8 u B of the exact value; `att` encloses the attention exponentials.
+    Y and G have d_vocab^3 K entries (21 GB apiece at K = 20, d_vocab 512), so they are
+    never built whole: `Y(q)` and `G(q)` give one query's slice [K, d_vocab, d_vocab],
+    entry for entry the same floats (the same operations in the same order).
     """
 
     att: AttentionTable
-    Y: np.ndarray
-    G: np.ndarray
+    EP: np.ndarray  # [K, d_vocab, d_vocab]: EVOU[t, j] + PVOU[i, j], rounded once
+    eupu: np.ndarray  # [d_vocab, d_vocab]
     B: float  # max|EVOU| + max|PVOU| + max|EUPU| (rounded up)
-    flops: int  # operations spent building the tables
+    flops: int  # operations spent building the tables (every query's slices counted)
+
+    def Y(self, q: int) -> np.ndarray:
+        """Y[q] as [K, t, j]."""
+        return self.EP + self.eupu[q]
+
+    def Y_rows(self, i: int, t: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Y[q_n, i, t_n, :] for each n, as [n, d_vocab] (one row per input)."""
+        return self.EP[i, t] + self.eupu[q]
+
+    def G(self, q: int) -> np.ndarray:
+        """G[q] as [K, t, m]."""
+        y = self.Y(q)
+        return y - _max_excluding_self(y)
 
 
 def float_tables(tables: PathTables) -> FloatTables:
     att = attention_table(tables)
     evou, pvou, eupu = (t.to_float64() for t in (tables.EVOU, tables.PVOU, tables.EUPU))
-    Y = (evou[None, None, :, :] + pvou[None, :, None, :]) + eupu[:, None, None, :]
-    G = Y - _max_excluding_self(Y)
+    EP = evou[None, :, :] + pvou[:, None, :]
     u = 2.0 ** -53
     B = float(np.abs(evou).max() + np.abs(pvou).max() + np.abs(eupu).max()) * (1 + 8 * u)
-    flops = att.mant.size * 60 + Y.size * 2 + G.size * 4
-    return FloatTables(att, Y, G, B, flops)
+    d, K = evou.shape[0], pvou.shape[0]
+    flops = att.mant.size * 60 + d * K * d * d * 6  # Y (2 per entry) and G (4 per entry)
+    return FloatTables(att, EP, eupu, B, flops)
 
 
 def bruteforce(tables: PathTables) -> BruteForceResult:
-    """Certified count of correct inputs over all d_vocab^K inputs."""
+    """Certified count of correct inputs over all d_vocab^K inputs, one query token q
+    at a time (so that only G[q] and Y[q], O(d_vocab^2 K), are ever held)."""
     check_exhaustive_in_reach(tables.PVOU.shape[1], tables.PVOU.shape[0])
     t0 = time.perf_counter()
     ft = float_tables(tables)
-    att, Y, G = ft.att, ft.Y, ft.G
-    d_vocab, n_ctx = Y.shape[0], Y.shape[1]
+    att = ft.att
+    d_vocab, n_ctx = ft.eupu.shape[0], ft.EP.shape[0]
     u = 2.0 ** -53
     eta = (4 * n_ctx + 16) * u + 2 * att.rho
     tau_factor = 8.0 * ft.B * eta
     flops = ft.flops
-
-    total = d_vocab ** n_ctx
-    correct = 0
-    ambiguous: list[np.ndarray] = []
-    G_flat = G.ravel()  # index ((q * K + i) * d + t) * d + m
-    # Inputs are enumerated as head (first h tokens, a Python loop) x tail (numpy).
-    h = 0
-    while n_ctx - h > 1 and d_vocab ** (n_ctx - h) > TAIL_SIZE:
-        h += 1
-    tail = np.indices([d_vocab] * (n_ctx - h)).reshape(n_ctx - h, -1).T  # [T, K-h]
-    q = tail[:, -1]
-    m_tail = tail.max(axis=1)
-    qK = q * n_ctx
-    tail_idx = [(qK + i) * d_vocab + tail[:, i - h] for i in range(h, n_ctx)]  # into [q, i, t]
-    tail_g = [idx * d_vocab for idx in tail_idx]
-    rescale = att.needs_rescaling
-    if rescale:  # some weights are below 2^-960: rescale each input by its largest weight
-        mant_flat, expo_flat = att.mant.ravel(), att.expo.ravel()
-        tail_mant = [np.take(mant_flat, idx) for idx in tail_idx]
-        tail_expo = [np.take(expo_flat, idx) for idx in tail_idx]
-    else:
-        value_flat = att.value.ravel()
-        tail_e = [np.take(value_flat, idx) for idx in tail_idx]
-        Z_tail = np.sum(tail_e, axis=0)
     # an underflowing product or rescaled weight errs by at most 2^-1075 in absolute
     # value; 2 (K + 1) of them per logit difference, each times at most 2B + 1
     slack = 8.0 * (n_ctx + 1) * (2 * ft.B + 1) * UNDERFLOW_UNIT
-    for head in np.ndindex(*([d_vocab] * h)):
-        m = np.maximum(m_tail, max(head)) if h else m_tail
-        gidx = [((qK + i) * d_vocab + t) * d_vocab for i, t in enumerate(head)] + tail_g
-        if rescale:
-            mants = [att.mant[:, i, t][q] for i, t in enumerate(head)] + tail_mant
-            expos = [att.expo[:, i, t][q] for i, t in enumerate(head)] + tail_expo
-            top = np.maximum.reduce(expos)  # the input's largest weight is >= 2^(top-1)
-            es = [AttentionTable.scaled(mt, ex, top) for mt, ex in zip(mants, expos)]
-            Z = np.sum(es, axis=0)
-        else:
-            es = [att.value[:, i, t][q] for i, t in enumerate(head)] + tail_e
-            Z = Z_tail + sum(es[:h]) if h else Z_tail
-        tau = tau_factor * Z + slack
-        lb = sum(e_i * np.take(G_flat, g_i + m) for e_i, g_i in zip(es, gidx))
-        sure = lb > tau
-        flops += lb.size * (3 * n_ctx + 2)
-        correct += int(np.count_nonzero(sure))
-        rest = np.flatnonzero(~sure)
-        if rest.size == 0:
-            continue
-        toks_r = np.concatenate([np.broadcast_to(np.array(head, dtype=tail.dtype), (rest.size, h)),
-                                 tail[rest]], axis=1)
-        q_r, m_r, tau_r = q[rest], m[rest], tau[rest]
-        L = sum(es[i][rest, None] * Y[q_r, i, toks_r[:, i]] for i in range(n_ctx))
-        flops += rest.size * d_vocab * (2 * n_ctx + 2)
-        rows = np.arange(rest.size)
-        Lm = L[rows, m_r]
-        L[rows, m_r] = -np.inf
-        margin = Lm - L.max(axis=1)
-        correct += int(np.count_nonzero(margin > tau_r))
-        unsure = np.abs(margin) <= tau_r
-        if unsure.any():
-            ambiguous.append(toks_r[unsure])
+    free = n_ctx - 1  # positions 0..K-2; position K-1 holds q
+    # the free tokens are enumerated as head (first h, a Python loop) x tail (numpy)
+    h = 0
+    while free - h > 1 and d_vocab ** (free - h) > TAIL_SIZE:
+        h += 1
+    tail = np.indices([d_vocab] * (free - h)).reshape(free - h, -1).T  # [T, free-h]
+    m_tail = tail.max(axis=1)
+    idx_tail = [i * d_vocab + tail[:, i - h] for i in range(h, free)]  # into [i, t] of one query
+    rescale = att.needs_rescaling
+    correct = 0
+    ambiguous: list[np.ndarray] = []
+    for q in range(d_vocab):
+        G_flat = ft.G(q).ravel()  # index (i * d + t) * d + m
+        Yq = None  # built only if some input needs the full check
+        mant_q, expo_q = att.mant[q].ravel(), att.expo[q].ravel()
+        q_idx = (n_ctx - 1) * d_vocab + q
+        m_q = np.maximum(m_tail, q)
+        for head in np.ndindex(*([d_vocab] * h)):
+            m = np.maximum(m_q, max(head)) if h else m_q
+            idx = [np.full(1, i * d_vocab + t) for i, t in enumerate(head)] + idx_tail + [np.full(1, q_idx)]
+            if rescale:  # some weights are below 2^-960: rescale each input by its largest weight
+                expos = [expo_q[ix] for ix in idx]
+                top = np.maximum.reduce(np.broadcast_arrays(*expos))  # the input's largest weight is >= 2^(top-1)
+                es = [AttentionTable.scaled(mant_q[ix], ex, top) for ix, ex in zip(idx, expos)]
+            else:
+                es = [np.ldexp(mant_q[ix], expo_q[ix]) for ix in idx]
+            Z = sum(es)
+            tau = tau_factor * Z + slack
+            lb = sum(e_i * np.take(G_flat, ix * d_vocab + m) for e_i, ix in zip(es, idx))
+            sure = lb > tau
+            flops += lb.size * (3 * n_ctx + 2)
+            correct += int(np.count_nonzero(sure))
+            rest = np.flatnonzero(~sure)
+            if rest.size == 0:
+                continue
+            if Yq is None:
+                Yq = ft.Y(q)
+            toks_r = np.concatenate([np.broadcast_to(np.array(head, dtype=tail.dtype), (rest.size, h)), tail[rest],
+                                     np.full((rest.size, 1), q, dtype=tail.dtype)], axis=1)
+            m_r, tau_r = m[rest], tau[rest]
+            L = sum(np.broadcast_to(es[i], lb.shape)[rest, None] * Yq[i, toks_r[:, i]] for i in range(n_ctx))
+            flops += rest.size * d_vocab * (2 * n_ctx + 2)
+            rows = np.arange(rest.size)
+            Lm = L[rows, m_r]
+            L[rows, m_r] = -np.inf
+            margin = Lm - L.max(axis=1)
+            correct += int(np.count_nonzero(margin > tau_r))
+            unsure = np.abs(margin) <= tau_r
+            if unsure.any():
+                ambiguous.append(toks_r[unsure])
     amb = np.concatenate(ambiguous) if ambiguous else np.zeros((0, n_ctx), dtype=np.int64)
     for toks in amb:
         if exact_is_correct(tables, att, [int(t) for t in toks]):
             correct += 1
-    return BruteForceResult(correct, total, len(amb), time.perf_counter() - t0, flops)
+    return BruteForceResult(correct, d_vocab ** n_ctx, len(amb), time.perf_counter() - t0, flops)
 
 
 def _max_excluding_self(Y: np.ndarray) -> np.ndarray:

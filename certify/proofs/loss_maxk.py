@@ -57,7 +57,7 @@ def bruteforce_loss(tables: PathTables) -> LossResult:
     check_exhaustive_in_reach(d, K)
     t0 = time.perf_counter()
     ft = float_tables(tables)
-    att, Y = ft.att, ft.Y
+    att = ft.att
     rescale = att.needs_rescaling
     value = None if rescale else att.value
     base_delta = ft.B * (1.02 * att.rho + (2 * K + 10) * U)
@@ -73,7 +73,7 @@ def bruteforce_loss(tables: PathTables) -> LossResult:
         else:
             v = [value[q, i, toks[:, i]] for i in range(K)]
         Z = np.sum(v, axis=0)
-        L = sum(v[i][:, None] * Y[q, i, toks[:, i]] for i in range(K))
+        L = sum(v[i][:, None] * ft.Y_rows(i, toks[:, i], q) for i in range(K))
         logits = L / Z[:, None]
         delta = base_delta + (K + 2) * 2 * UNDERFLOW_UNIT / Z
         loss, err = loss_from_logits(logits, m, delta)
@@ -227,14 +227,17 @@ def cubic_family_margins(tables: PathTables, sets: dict[tuple[int, int], list[in
     that underflow) >= Z, the v being upper bounds. Taken as exact rationals of the floats.
     """
     ft = float_tables(tables)
-    att, G = ft.att, ft.G
-    K = G.shape[1]
+    att = ft.att
+    K = ft.EP.shape[0]
     free = K - 1
     kappa = K * ft.B * (2 * att.rho + (32 * K + 32) * U)
     slack = 8.0 * (K + 1) * (2 * ft.B + 1) * UNDERFLOW_UNIT
     v = None if att.needs_rescaling else att.value
     out = {}
-    for (q, m), S in sets.items():
+    Gq, q_of_Gq = None, None
+    for (q, m), S in sorted(sets.items()):
+        if q != q_of_Gq:  # one query's slice of G at a time (O(d^2 K) memory)
+            Gq, q_of_Gq = ft.G(q), q
         if v is None:
             top = max(int(att.expo[q, K - 1, q]), int(att.expo[q, :free, : m + 1].max()))
             vq = float(AttentionTable.scaled(att.mant[q, K - 1, q], att.expo[q, K - 1, q], top))
@@ -242,11 +245,11 @@ def cubic_family_margins(tables: PathTables, sets: dict[tuple[int, int], list[in
         else:
             vq, vf = float(v[q, K - 1, q]), v[q, :free, : m + 1]
         thr = kappa * max(vq, float(vf.max())) + slack
-        Q = vq * G[q, K - 1, q, m]
-        A = vf[:, m] * G[q, :free, m, m]
+        Q = vq * Gq[K - 1, q, m]
+        A = vf[:, m] * Gq[:free, m, m]
         n = len(S)
         if n:
-            bmin = (vf[:, S] * G[q, :free, S, m].T).min(axis=1) if free else np.zeros(0)
+            bmin = (vf[:, S] * Gq[:free, S, m]).min(axis=1) if free else np.zeros(0)
             diffs = np.sort(A - bmin)
             partial = Q + bmin.sum() + np.concatenate([[0.0], np.cumsum(diffs)])
             c_min = 1 if q < m else 0

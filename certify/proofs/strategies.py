@@ -136,7 +136,7 @@ def run_cubic(p: ProofInput) -> ProofResult:
     """The cubic convexity proof (module docstring), decided in float64 with an error bound."""
     t0 = time.perf_counter()
     ft = float_tables(p.tables)
-    att, G = ft.att, ft.G  # weights v[q, i, t] = mant 2^expo, G[q, i, t, m]
+    att = ft.att  # weights v[q, i, t] = mant 2^expo
     v = None if att.needs_rescaling else att.value
     d, K = p.cfg.d_vocab, p.cfg.n_ctx
     u = 2.0 ** -53
@@ -147,6 +147,7 @@ def run_cubic(p: ProofInput) -> ProofResult:
     sets: dict[tuple[int, int], list[int]] = {}
     free = K - 1
     for q in range(d):
+        Gq = ft.G(q)  # G[q, i, t, m] as Gq[i, t, m]: one query's slice, O(d^2 K) memory
         for m in range(q, d):
             if v is None:  # rescale the family by its largest weight (exact powers of 2)
                 top = max(int(att.expo[q, K - 1, q]), int(att.expo[q, :free, : m + 1].max()))
@@ -154,9 +155,9 @@ def run_cubic(p: ProofInput) -> ProofResult:
                 vf = AttentionTable.scaled(att.mant[q, :free, : m + 1], att.expo[q, :free, : m + 1], top)
             else:
                 vq, vf = v[q, K - 1, q], v[q, :free, : m + 1]
-            Q = vq * G[q, K - 1, q, m]
-            A = vf[:, m] * G[q, :free, m, m]  # [free]
-            b = vf[:, :m] * G[q, :free, :m, m]  # [free, m]: tokens t < m
+            Q = vq * Gq[K - 1, q, m]
+            A = vf[:, m] * Gq[:free, m, m]  # [free]
+            b = vf[:, :m] * Gq[:free, :m, m]  # [free, m]: tokens t < m
             # error bound relative to the largest attention weight any term can carry
             thr = kappa * max(vq, vf.max()) + slack
             flops += 4 + 2 * free + 3 * free * m

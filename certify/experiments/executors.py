@@ -236,6 +236,17 @@ def run_remote_job(job: SweepJob, model_files: dict[str, bytes] | None, client_d
         raise
 
 
+def quiet_client_logs() -> dict:
+    """Silence the Dask client's own connection errors while a sweep runs (a lost
+    scheduler is reported once, by the sweep); returns the levels to restore."""
+    import logging
+    loggers = [logging.getLogger(name) for name in ("distributed.client", "distributed.comm", "distributed.core")]
+    levels = {lg: lg.level for lg in loggers}
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    return levels
+
+
 class DaskExecutor:
     """Jobs as tasks on a dask.distributed cluster; results stream back in completion order.
 
@@ -261,6 +272,7 @@ class DaskExecutor:
         self.futures: dict[str, object] = {}
         self.allowed: dict[str, set[str]] = {}
         self.failed_on: dict[SweepJob, set[str]] = {}
+        self.quieted = quiet_client_logs()
         self.check_workers()
         if self.refused and not self.usable:
             raise RuntimeError(f"{label}: no usable worker; " + "; ".join(f"{a}: {w}" for a, w in self.refused.items()))
@@ -357,8 +369,12 @@ class DaskExecutor:
         try:
             self.client.close(timeout=10)
         finally:
-            if self.cluster is not None:
-                self.cluster.close(timeout=10)
+            try:
+                if self.cluster is not None:
+                    self.cluster.close(timeout=10)
+            finally:
+                for logger, level in self.quieted.items():
+                    logger.setLevel(level)
 
     def abort(self) -> None:
         """Stop at once (Ctrl-C, a lost scheduler): drop the tasks in flight."""

@@ -248,7 +248,7 @@ def reconcile_results(csv_path: Path, jsonl_path: Path, columns: list[str] = COL
     if jsonl_path.exists() or kept:
         if not jsonl_path.exists() or jsonl_path.read_text(encoding="utf-8") != jsonl_text:
             atomic_write_text(jsonl_path, jsonl_text)
-    if csv_path.exists() and csv_path.read_text(encoding="utf-8") != csv_text:
+    if (csv_path.exists() or kept) and (not csv_path.exists() or csv_path.read_text(encoding="utf-8") != csv_text):
         atomic_write_text(csv_path, csv_text)
     return seen
 
@@ -286,15 +286,14 @@ def _locked_sweep(seeds: list[int], strategies: list[str], out: Path, *, d_vocab
     from ..proofs.registry import canonical
     strategies = [canonical(n) for n in strategies]  # old names (aliases) resume under the new ones
     jsonl = out.with_suffix(".jsonl")
-    bar = tqdm(total=0, desc="sweep", unit="seed", disable=not progress, file=sys.stderr)
-    log = lambda msg: bar.write(msg, file=sys.stderr)  # noqa: E731
+    log = lambda msg: tqdm.write(msg, file=sys.stderr)  # noqa: E731 - above the progress bar
     done = reconcile_results(out, jsonl, log=log)
     pins = wanted_pins()
     todo = [SweepJob(s, tuple(n for n in strategies if (s, n) not in done), d_vocab, k, d_model, d_head,
                      str(models_dir), lean_dir is not None, loss, tuple(sorted(pins.items())))
             for s in dict.fromkeys(seeds)]
     todo = [j for j in todo if j.strategies]
-    bar.reset(total=len(todo))
+    bar = tqdm(total=len(todo), desc="sweep", unit="seed", disable=not progress, file=sys.stderr)
     t0 = time.perf_counter()
     written = 0
     cfg = Config(d_vocab, k, d_model, d_head)

@@ -388,8 +388,8 @@ class DaskExecutor:
 
 def dask_executor(*, jobs: int, scheduler: str | None, models_dir: Path,
                   log: Callable[[str], None] = lambda _m: None) -> DaskExecutor:
-    """A LocalCluster of `jobs` one-thread worker processes (no dashboard), or a client
-    of `scheduler`."""
+    """A LocalCluster of `jobs` one-thread worker processes on loopback (no dashboard),
+    or a client of `scheduler`."""
     try:
         import logging
 
@@ -403,8 +403,11 @@ def dask_executor(*, jobs: int, scheduler: str | None, models_dir: Path,
         except OSError as err:
             raise RuntimeError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({err})") from None
         return DaskExecutor(client, models_dir, f"dask scheduler {scheduler}", log=log)
-    cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
-                           host="127.0.0.1", silence_logs=logging.ERROR)
+    # no dashboard; the scheduler's own HTTP routes (health, metrics) on loopback, any free port
+    cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None, scheduler_kwargs={"dashboard": False,
+                                                                     "dashboard_address": "127.0.0.1:0"},
+                           silence_logs=logging.ERROR)
     return DaskExecutor(Client(cluster), models_dir, f"dask LocalCluster ({jobs} workers)", cluster, log=log)
 
 

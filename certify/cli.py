@@ -15,21 +15,8 @@ import time
 from pathlib import Path
 
 from .modelio.config import Config, ModelError
-
-
-# Training bits depend on the CPU code paths torch takes (ATen's vectorised kernels and
-# MKL's dispatch). Pinning them before torch is imported makes new training repeatable
-# across machines that honour the pins (x86 with MKL); ARM takes other paths still.
-# Canonical shipped weights (certify/shipped/) are the reliable fix; see the README.
-CPU_PINS = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
-
-
-def pin_cpu_code_paths() -> None:
-    """Set CPU_PINS in the environment (child processes inherit them), unless
-    CERTIFY_CPU_PINS=off, or torch is already imported (then they could not apply)."""
-    if os.environ.get("CERTIFY_CPU_PINS", "on") == "off" or "torch" in sys.modules:
-        return
-    os.environ.update(CPU_PINS)
+from .modelio.pins import CPU_PINS, pin_cpu_code_paths  # noqa: F401 - set before torch loads
+from .modelio.seeds import MAX_SEED
 
 
 class CliError(Exception):
@@ -89,8 +76,8 @@ def seed_arg(value: str) -> int:
         seed = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {value!r}") from None
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"seed must be a non-negative integer, got {seed}")
+    if not 0 <= seed <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"seed must be an integer from 0 to 2^64 - 1 (torch's seed range), got {seed}")
     return seed
 
 
@@ -523,11 +510,18 @@ def main(argv: list[str] | None = None) -> int:
     pin_cpu_code_paths()
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .experiments.sweep import SweepStopped
     try:
         if getattr(args, "models_dir", None) is not None and args.command != "check":
             from .modelio.store import check_models_dir
             check_models_dir(args.models_dir)
         out, text = args.func(args)
+    except (SweepStopped, KeyboardInterrupt) as err:  # one line, no traceback; says how to resume
+        msg = str(err) if isinstance(err, SweepStopped) else "interrupted"
+        if getattr(args, "json", False):
+            print(json.dumps({"error": msg}))
+        log(f"certify: {msg}")
+        return 130 if getattr(err, "interrupted", True) else 2
     except (CliError, ModelError, ValueError, OSError, ArithmeticError, RuntimeError) as err:
         msg = str(err) or type(err).__name__
         if getattr(args, "json", False):

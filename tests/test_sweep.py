@@ -82,3 +82,58 @@ def test_stratified_estimate_is_close_to_exhaustive():
 def test_samples_have_the_requested_max():
     toks = sample_with_max(Config(10, 5, 4, 4), 7, 500, torch.Generator().manual_seed(0))
     assert bool((toks.max(dim=1).values == 7).all())
+
+
+def test_reconcile_makes_csv_and_jsonl_agree(tmp_path):
+    """JSON lines are the record: rows only they hold are copied into the CSV, rows only
+    the CSV holds are dropped (recomputed), torn lines and duplicates go."""
+    from certify.experiments.sweep import COLUMNS, append_rows, reconcile_results
+    out, jsonl = tmp_path / "r.csv", tmp_path / "r.jsonl"
+    rows = [{"seed": s, "strategy": n, "count": 3, "bound": 0.5, "accuracy": None}
+            for s in (1, 2) for n in ("cubic", "gap")]
+    append_rows(out, jsonl, rows[:2])
+    with jsonl.open("a") as f:  # killed between seed 2's JSON lines and its CSV rows
+        f.writelines(json.dumps({k: r.get(k) for k in COLUMNS}, sort_keys=True) + "\n" for r in rows[2:])
+    with out.open("a") as f:
+        f.write("3,3,6,cubic,1,2,0.5")  # a torn CSV line of a row the record never had
+    assert reconcile_results(out, jsonl) == {(1, "cubic"), (1, "gap"), (2, "cubic"), (2, "gap")}
+    csv_rows = list(csv.DictReader(out.open()))
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert [(r["seed"], r["strategy"]) for r in csv_rows] == [(str(r["seed"]), r["strategy"]) for r in records]
+    assert [r["bound"] for r in csv_rows] == ["0.5"] * 4 and csv_rows[0]["accuracy"] == ""
+    with out.open("a") as f:  # a CSV row the record lacks (the old write order crashed there)
+        f.write("5," + ",".join([""] * (len(COLUMNS) - 1)) + "\n")
+    assert (5, "") not in reconcile_results(out, jsonl) and len(list(csv.DictReader(out.open()))) == 4
+
+
+def test_a_second_sweep_on_one_output_is_refused(tmp_path):
+    import os
+    import socket
+    from certify.experiments.outlock import OutputLocked, output_lock
+    out = tmp_path / "r.csv"
+    with output_lock(out):
+        with pytest.raises(OutputLocked, match=f"pid {os.getpid()} on host {socket.gethostname()}"):
+            with output_lock(out):
+                pass
+    assert not (tmp_path / "r.lock").exists()
+    with output_lock(out):  # free again
+        pass
+
+
+@pytest.mark.parametrize("seed", [str(2**64), "-1", str(2**70)])
+def test_seeds_outside_torchs_range_are_refused_up_front(seed, capsys):
+    from certify.cli import main
+    from certify.modelio.seeds import parse_seeds
+    with pytest.raises(ValueError, match="seed"):
+        parse_seeds(f"1,{seed}")
+    assert main(["sweep", "--seeds", f"1,{seed}", "--out", "unused.csv"]) == 2
+    with pytest.raises(SystemExit):
+        main(["train", "--seed", seed])
+    assert "2^64 - 1" in capsys.readouterr().err
+
+
+def test_the_largest_seed_is_accepted():
+    from certify.modelio.seeds import MAX_SEED, parse_seeds
+    assert parse_seeds(str(MAX_SEED)) == [2**64 - 1]
+    import torch
+    torch.Generator().manual_seed(MAX_SEED)  # torch takes it

@@ -21,6 +21,8 @@ PAPER151: tuple[int, ...] = (
     32382,
 )
 
+MAX_SEED = 2**64 - 1  # torch.Generator.manual_seed takes 0 .. 2^64 - 1
+
 SEED_SETS: dict[str, tuple[int, ...]] = {"paper151": PAPER151}
 
 
@@ -34,4 +36,7 @@ def parse_seeds(spec: str) -> list[int]:
         raise ValueError(f"unknown seed set {spec!r}: use one of {sorted(SEED_SETS)} or a comma list of integers") from None
     if not seeds or any(s < 0 for s in seeds):
         raise ValueError(f"bad seed list {spec!r}: seeds are non-negative integers")
+    too_big = [s for s in seeds if s > MAX_SEED]
+    if too_big:
+        raise ValueError(f"seed {too_big[0]} is out of range: seeds go from 0 to 2^64 - 1 (torch's seed range)")
     return seeds

@@ -157,15 +157,6 @@ def cmd_strategies(args: argparse.Namespace) -> tuple[dict, str]:
             + "\n".join(f"  {a} -> {n}" for a, n in old.items()))
 
 
-def result_line(r) -> str:
-    if r.error:
-        return f"{r.strategy:<11} FAILED: {r.error}"
-    ratio = f"{r.ratio:.4f}" if r.ratio is not None else "-"
-    return (f"{r.strategy:<11} {r.count:>10} / {r.total:<10} bound {r.bound:.6f}  ratio {ratio}  "
-            f"flops {r.flops:.3g}  checker ops {r.checker_ops:.3g}  {r.seconds:.2f} s "
-            f"(+{r.search_seconds:.2f} s search)")
-
-
 def cmd_prove(args: argparse.Namespace) -> tuple[dict, str]:
     if getattr(args, "arch", "maxk-attention") == "sum-linear":
         return cmd_prove_sum_linear(args)
@@ -178,7 +169,9 @@ def cmd_prove(args: argparse.Namespace) -> tuple[dict, str]:
         names = in_reach(names, m.cfg)
     results = prove_many(m.cfg, m.weights, names, m.accuracy, on_error="record")
     rows = [{**m.identity(), "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, **r.to_dict()} for r in results]
-    text = "\n".join(result_line(r) for r in results)
+    from .lean.emit import EMITTABLE
+    from .summary import proof_table
+    text = "\n".join(proof_table(results, EMITTABLE, show_all=args.all or args.strategy != "all"))
     failed = [r.strategy for r in results if r.error]
     if args.strategy == "all" or len(rows) > 1:
         return {**m.identity(), "results": rows, "ok": not failed, "failed": failed}, text
@@ -264,6 +257,7 @@ def do_emit(m, strategy: str, lean_dir: Path):
 
 
 def cmd_emit(args: argparse.Namespace) -> tuple[dict, str]:
+    check_emit_target(args.strategy, args.lean_dir)
     m = load_model_arg(args)
     e = do_emit(m, args.strategy, args.lean_dir)
     out = {**m.identity(), "lean_path": str(e.lean_path), "summary_path": str(e.summary_path),
@@ -316,7 +310,6 @@ def lake_build(lean_dir: Path, required: bool) -> dict:
                "the Python mirror of the checker accepted the certificate")
         if required:
             raise CliError("LEAN=required but " + msg.split(":")[0])
-        log(msg)
         return {"lean": "skipped", "lean_message": msg}
     log(f"running lake build in {lean_dir} ...")
     t0 = time.perf_counter()
@@ -328,13 +321,25 @@ def lake_build(lean_dir: Path, required: bool) -> dict:
     return {"lean": "checked", "lean_seconds": round(seconds, 1)}
 
 
+def check_emit_target(strategy: str, lean_dir: Path, lean: str = "optional") -> None:
+    """Everything `run`/`emit` could fail on after the proofs, checked before them."""
+    import shutil
+    from .lean.emit import EMITTABLE, check_lean_dir_writable
+    if strategy not in EMITTABLE:
+        raise CliError(f"strategy {strategy!r} has no Lean checker; certificates are emitted for: "
+                       f"{', '.join(EMITTABLE)}")
+    if lean == "required" and shutil.which("lake") is None:
+        raise CliError("--lean required (LEAN=required) but lake is not on PATH: install elan "
+                       "(https://github.com/leanprover/elan), or use --lean optional")
+    check_lean_dir_writable(lean_dir)
+
+
 def cmd_run(args: argparse.Namespace) -> tuple[dict, str]:
     """load (train or import), exhaustive accuracy, every proof, emit, re-check (mirror, then lake)."""
     from .lean.emit import EMITTABLE, check_certificate_text
     from .proofs.strategies import in_reach, prove_many, strategy_names
-    if args.strategy not in EMITTABLE:  # say so before minutes of work, not after
-        raise CliError(f"strategy {args.strategy!r} has no Lean checker; certificates are emitted for: "
-                       f"{', '.join(EMITTABLE)}")
+    from .summary import lean_status_line, proof_table
+    check_emit_target(args.strategy, args.lean_dir, args.lean)  # before minutes of work, not after
     m = load_model_arg(args)
     accuracy = m.accuracy
     results = prove_many(m.cfg, m.weights, in_reach(strategy_names(), m.cfg), accuracy, on_error="record")
@@ -348,11 +353,12 @@ def cmd_run(args: argparse.Namespace) -> tuple[dict, str]:
            "results": [r.to_dict() for r in results], "lean_path": str(e.lean_path),
            "summary_path": str(e.summary_path), "python_check": rep.ok, "ok": not failed, "failed": failed,
            **lean}
-    lines = [f"{m.label}, K={m.cfg.n_ctx}, d_vocab={m.cfg.d_vocab}: exhaustive accuracy {accuracy}",
-             *(result_line(r) for r in results),
-             f"certificate ({args.strategy}): {e.lean_path}  claims {e.count} / {e.total}",
-             f"Python mirror check: {'OK' if rep.ok else 'REJECTED'}; Lean: {lean['lean']}",
-             *(f"note: {a}" for a in m.assumptions)]
+    lines = [f"{m.label}, K={m.cfg.n_ctx}, d_vocab={m.cfg.d_vocab}: exhaustive accuracy {accuracy}", "",
+             *proof_table(results, EMITTABLE, show_all=args.all), "",
+             f"certificate ({args.strategy}): {e.lean_path}",
+             f"  claims {e.count} / {e.total}; Python mirror of the Lean checker: {'OK' if rep.ok else 'REJECTED'}",
+             *(f"note: {a}" for a in m.assumptions),
+             lean_status_line(lean)]
     return out, "\n".join(lines)
 
 
@@ -461,6 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prove", parents=[common], help="run a proof strategy (or all)")
     model_source_args(p)
     p.add_argument("--strategy", default="all", help="a strategy name, a comma list, or 'all'")
+    p.add_argument("--all", action="store_true",
+                   help="list every variant of the paper's family (default: the best of each group)")
     p.add_argument("--metric", choices=["accuracy", "loss"], default="accuracy",
                    help="accuracy: a lower bound on the accuracy; loss: an upper bound on the mean cross-entropy")
     p.add_argument("--arch", choices=["maxk-attention", "sum-linear"], default="maxk-attention",
@@ -477,6 +485,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", parents=[common], help="everything for one model (what `make certify` runs)")
     model_source_args(p)
     p.add_argument("--strategy", default="gap", help="the strategy whose certificate is emitted")
+    p.add_argument("--all", action="store_true",
+                   help="list every variant of the paper's family (default: the best of each group)")
     p.add_argument("--lean", choices=["optional", "required"], default="optional",
                    help="'required' makes a missing lake an error")
     p.add_argument("--lean-dir", type=Path, default=default_lean_dir(), help="the Lake project that holds the checker (default: this checkout's lean/; a new or empty directory is made into one)")
@@ -517,6 +527,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_text(err: OSError) -> str:
+    """'PATH: Read-only file system', not '[Errno 30] Read-only file system: PATH'."""
+    if err.strerror and err.filename is not None:
+        return f"{err.filename}: {err.strerror.lower() if err.strerror[1:].islower() else err.strerror}"
+    return str(err) or type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     pin_cpu_code_paths()
     parser = build_parser()
@@ -527,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
             check_models_dir(args.models_dir)
         out, text = args.func(args)
     except (CliError, ModelError, ValueError, OSError, ArithmeticError, RuntimeError) as err:
-        msg = str(err) or type(err).__name__
+        msg = os_error_text(err) if isinstance(err, OSError) else (str(err) or type(err).__name__)
         if getattr(args, "json", False):
             print(json.dumps({"error": msg}))
         log(f"certify: error: {msg}")

@@ -289,6 +289,26 @@ def ensure_lean_project(lean_dir: Path) -> None:
         (lean_dir / f).write_bytes((_CHECKOUT_LEAN / f).read_bytes())
 
 
+def check_lean_dir_writable(lean_dir: Path) -> None:
+    """Before any proof: the certificate can be written into `lean_dir` (a Lake project,
+    or a new or empty directory that will become one), so a read-only or foreign
+    directory fails at once, not after minutes of proofs."""
+    import os
+    is_project = all((lean_dir / f).is_file() for f in PROJECT_FILES)
+    if lean_dir.exists() and not is_project and (not lean_dir.is_dir() or any(lean_dir.iterdir())):
+        ensure_lean_project(lean_dir)  # refuses a foreign directory (writes nothing)
+    target = lean_dir
+    for d in (lean_dir / "MaxKCert" / "Certs", lean_dir / "MaxKCert", lean_dir, *lean_dir.absolute().parents):
+        if d.exists():
+            target = d
+            break
+    if not target.is_dir():
+        raise CertificateError(f"--lean-dir {lean_dir}: {target} is not a directory")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise CertificateError(f"--lean-dir {lean_dir}: {target} is not writable (read-only file system or "
+                               "no permission); give a writable directory")
+
+
 def refuse_other_weights(lean_path: Path, sha256: str) -> None:
     """The archive is append-only: never replace a certificate about other weights."""
     if not lean_path.exists():

@@ -218,9 +218,21 @@ def resolve(names: str) -> list[str]:
         return strategy_names()
     out = [registry.canonical(n.strip()) for n in names.split(",") if n.strip()]
     unknown = [n for n in out if n not in STRATEGIES]
-    if unknown or not out:
-        raise ValueError(f"unknown strategy {', '.join(unknown) or names!r}; known: {', '.join(STRATEGIES)}, all")
+    if not out:
+        raise ValueError(f"no strategy named in {names!r}; `certify strategies` lists them ({len(STRATEGIES)})")
+    if unknown:
+        raise ValueError(unknown_strategy_message(unknown[0]))
     return out
+
+
+def unknown_strategy_message(name: str) -> str:
+    """One short line: the three closest names, not the whole list (116 names, 8 kB)."""
+    import difflib
+    known = [*STRATEGIES, *registry.ALIASES, "all"]
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f"closest: {', '.join(close)}; " if close else ""
+    return f"unknown strategy {name!r}; {hint}`certify strategies` lists all {len(STRATEGIES)}"
+
 
 
 def prove_many(cfg: Config, weights: Weights, strategies: list[str],

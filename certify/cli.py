@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from .modelio.config import Config, ModelError
+from .modelio.files import check_models_dir, model_ref_is_path, require_file
 
 
 # Training bits depend on the CPU code paths torch takes (ATen's vectorised kernels and
@@ -212,8 +213,7 @@ def load_sum_linear(args: argparse.Namespace):
             raise CliError("--config and --assume-architecture apply to the attention model; a sum-linear state "
                            "dict needs only --k")
         path = Path(args.model)
-        if not path.is_file():
-            raise CliError(f"--model {args.model}: file not found (sum-linear models are given as a state dict file)")
+        require_file(path, "sum-linear state dict", f"--model {args.model}")
         m = import_state_dict(path, args.k)
         for opt in ("d_vocab", "d_model"):
             given = getattr(args, opt)
@@ -285,8 +285,7 @@ def cmd_import(args: argparse.Namespace) -> tuple[dict, str]:
 def cmd_check(args: argparse.Namespace) -> tuple[dict, str]:
     from .lean.emit import check_certificate_text
     path = Path(args.path)
-    if not path.is_file():
-        raise CliError(f"{path}: file not found")
+    require_file(path, "certificate (.lean)")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -355,8 +354,8 @@ def cmd_run(args: argparse.Namespace) -> tuple[dict, str]:
            **lean}
     lines = [f"{m.label}, K={m.cfg.n_ctx}, d_vocab={m.cfg.d_vocab}: exhaustive accuracy {accuracy}", "",
              *proof_table(results, EMITTABLE, show_all=args.all), "",
-             f"certificate ({args.strategy}): {e.lean_path}",
-             f"  claims {e.count} / {e.total}; Python mirror of the Lean checker: {'OK' if rep.ok else 'REJECTED'}",
+             f"certificate ({args.strategy}): claims {e.count} / {e.total}; Python mirror of the Lean checker: "
+             f"{'OK' if rep.ok else 'REJECTED'}", f"  {e.lean_path}",
              *(f"note: {a}" for a in m.assumptions),
              lean_status_line(lean)]
     return out, "\n".join(lines)
@@ -527,6 +526,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def preflight(args: argparse.Namespace) -> None:
+    """The paths a command reads, checked before it imports torch or starts any work,
+    so that a typo is reported in a fraction of a second."""
+    config = getattr(args, "config", None)
+    if config is not None and (args.command == "import" or getattr(args, "model", None) is not None):
+        require_file(config, "TransformerLens config (JSON)", f"--config {config}")
+    model = getattr(args, "model", None)
+    if model is not None and (getattr(args, "arch", None) == "sum-linear" or
+                              model_ref_is_path(model, config is not None or args.assume_architecture)):
+        require_file(Path(model), "checkpoint", f"--model {model}")
+    if args.command == "import":
+        require_file(Path(args.path), "checkpoint")
+    if args.command == "report":
+        require_file(Path(args.results), "results (CSV)")
+        if args.scrub is not None:
+            require_file(args.scrub, "scrub results (CSV)", f"--scrub {args.scrub}")
+
+
 def os_error_text(err: OSError) -> str:
     """'PATH: Read-only file system', not '[Errno 30] Read-only file system: PATH'."""
     if err.strerror and err.filename is not None:
@@ -540,8 +557,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if getattr(args, "models_dir", None) is not None and args.command != "check":
-            from .modelio.store import check_models_dir
             check_models_dir(args.models_dir)
+        preflight(args)
         out, text = args.func(args)
     except (CliError, ModelError, ValueError, OSError, ArithmeticError, RuntimeError) as err:
         msg = os_error_text(err) if isinstance(err, OSError) else (str(err) or type(err).__name__)

@@ -99,9 +99,54 @@ def test_run_without_lake(models, tmp_path, monkeypatch):
     obj = json.loads(out)
     assert rc == 0 and obj["python_check"] is True and obj["lean"] in ("skipped", "checked")
     if obj["lean"] == "skipped":
-        assert "lake not found on PATH" in err
-        rc, out, err = run(*args, "--lean", "required")
+        assert "lake not found on PATH" in obj["lean_message"]
+        rc, out, err = run(*args[:-1])
+        assert rc == 0 and out.splitlines()[-2].startswith("Lean: NOT checked here")  # the last line(s)
+        fresh = tmp_path / "fresh-lean"
+        rc, out, err = run("run", "--seed", "3", *SMALL, "--models-dir", models, "--lean-dir", str(fresh),
+                           "--json", "--lean", "required")
         assert rc == 2 and "LEAN=required" in json.loads(out)["error"]
+        assert not fresh.exists()  # failed before any proof: nothing written
+
+
+def test_unknown_strategy_gets_three_close_names_not_the_list(models):
+    rc, out, err = run("prove", "--seed", "3", *SMALL, "--models-dir", models, "--strategy", "gapp", "--json")
+    msg = json.loads(out)["error"]
+    assert rc == 2 and "closest: gap" in msg and "certify strategies" in msg and len(msg) < 200
+
+
+def test_summary_table_fits_100_columns_with_header(models, tmp_path):
+    rc, out, err = run("run", "--seed", "3", *SMALL, "--models-dir", models, "--lean-dir", str(tmp_path / "l"))
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert max(len(line) for line in lines if not line.strip().endswith(".lean")) <= 100  # paths aside
+    header = next(i for i, line in enumerate(lines) if line.startswith("strategy "))
+    assert lines[header].split()[:4] == ["strategy", "bound", "ratio", "FLOPs"]
+    gap = next(line for line in lines if line.startswith("gap "))
+    cubic = next(line for line in lines if line.startswith("cubic "))
+    assert gap.split()[4] != "-" and cubic.split()[4] == "-"  # checker ops only where there is a checker
+    assert len(lines) < 40 and lines[-1].lstrip().startswith(("Lean:", "install elan"))
+    rc, out_all, _ = run("run", "--seed", "3", *SMALL, "--models-dir", models, "--lean-dir", str(tmp_path / "l"),
+                         "--all")
+    long_lines = [line for line in out_all.splitlines() if len(line) > 100 and not line.endswith(".lean")]
+    assert rc == 0 and len(out_all.splitlines()) > 100 and not long_lines
+
+
+def test_read_only_lean_dir_fails_before_the_proofs(tmp_path, monkeypatch, capsys):
+    """A read-only --lean-dir (simulated: root ignores permissions, so no real read-only
+    directory can be made here) is refused before a model is even loaded, in plain words."""
+    import errno
+    import tempfile
+    from certify import cli
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(cli, "load_model_arg", lambda args: pytest.fail("the model was loaded first"))
+    rc = cli.main(["run", "--seed", "3", *SMALL, "--lean-dir", str(tmp_path / "lean")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot write in" in err and "Read-only file system" in err and "[Errno" not in err
+    assert not (tmp_path / "lean").exists()
 
 
 def test_check_needs_no_torch(tmp_path):

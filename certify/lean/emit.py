@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -293,7 +294,6 @@ def check_lean_dir_writable(lean_dir: Path) -> None:
     """Before any proof: the certificate can be written into `lean_dir` (a Lake project,
     or a new or empty directory that will become one), so a read-only or foreign
     directory fails at once, not after minutes of proofs."""
-    import os
     is_project = all((lean_dir / f).is_file() for f in PROJECT_FILES)
     if lean_dir.exists() and not is_project and (not lean_dir.is_dir() or any(lean_dir.iterdir())):
         ensure_lean_project(lean_dir)  # refuses a foreign directory (writes nothing)
@@ -304,9 +304,12 @@ def check_lean_dir_writable(lean_dir: Path) -> None:
             break
     if not target.is_dir():
         raise CertificateError(f"--lean-dir {lean_dir}: {target} is not a directory")
-    if not os.access(target, os.W_OK | os.X_OK):
-        raise CertificateError(f"--lean-dir {lean_dir}: {target} is not writable (read-only file system or "
-                               "no permission); give a writable directory")
+    try:  # a real write: permissions, read-only mounts and quotas all show here
+        with tempfile.TemporaryFile(dir=target):
+            pass
+    except OSError as err:
+        raise CertificateError(f"--lean-dir {lean_dir}: cannot write in {target} ({err.strerror or err}); "
+                               "give a writable directory") from None
 
 
 def refuse_other_weights(lean_path: Path, sha256: str) -> None:

@@ -106,7 +106,7 @@ def cmd_train(args: argparse.Namespace) -> tuple[dict, str]:
                    "uses the shipped model")
         return ({"seed": args.seed, "k": cfg.n_ctx, "d_vocab": cfg.d_vocab, "shipped": True, **r},
                 f"seed {args.seed}: trained here, {verdict}")
-    m = get_model(cfg, args.seed, args.models_dir, log=log)
+    m = get_model(cfg, args.seed, args.models_dir, log=log, progress=True)
     loss = m.meta.get("final_loss")  # absent for a model that was not trained here
     out = {"seed": m.seed, "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "path": str(m.stem), "shipped": False,
            "final_loss": loss, "sha256": m.sha256, "accuracy": m.accuracy}
@@ -120,7 +120,7 @@ def load_model_arg(args: argparse.Namespace):
     if args.model is None:
         if args.config is not None or args.assume_architecture:
             raise CliError("--config and --assume-architecture apply to --model, not to --seed")
-        return get_model(config_of(args), args.seed, args.models_dir, log=log)
+        return get_model(config_of(args), args.seed, args.models_dir, log=log, progress=True)
     m = user_model(args.model, args.models_dir, args.config, args.assume_architecture, log=log)
     for opt, (field, _) in SIZE_OPTIONS.items():
         given = getattr(args, opt)
@@ -139,7 +139,7 @@ def cmd_bruteforce(args: argparse.Namespace) -> tuple[dict, str]:
         check_exhaustive_in_reach(config_of(args).d_vocab, config_of(args).n_ctx)
     m = load_model_arg(args)
     check_exhaustive_in_reach(m.cfg.d_vocab, m.cfg.n_ctx)
-    r = bruteforce(path_tables(m.weights))
+    r = bruteforce(path_tables(m.weights), progress=True)
     out = {**m.identity(), "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "correct": r.correct,
            "total": r.total, "accuracy": r.accuracy, "exact_path_inputs": r.exact_path_inputs,
            "seconds": round(r.seconds, 3)}
@@ -168,7 +168,7 @@ def cmd_prove(args: argparse.Namespace) -> tuple[dict, str]:
     m = load_model_arg(args)
     if args.strategy == "all":
         names = in_reach(names, m.cfg)
-    results = prove_many(m.cfg, m.weights, names, m.accuracy, on_error="record")
+    results = prove_many(m.cfg, m.weights, names, m.accuracy, on_error="record", progress=True)
     rows = [{**m.identity(), "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, **r.to_dict()} for r in results]
     from .lean.emit import EMITTABLE
     from .summary import proof_table
@@ -192,7 +192,7 @@ def cmd_prove_loss(args: argparse.Namespace) -> tuple[dict, str]:
     from .proofs.loss_maxk import prove_loss_many, resolve_loss
     names = resolve_loss(args.strategy)
     m = load_model_arg(args)
-    results = prove_loss_many(m.cfg, m.weights, names, on_error="record")
+    results = prove_loss_many(m.cfg, m.weights, names, on_error="record", progress=True)
     rows = [{**m.identity(), "arch": "maxk-attention", "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, **r.to_dict()}
             for r in results]
     failed = [r.strategy for r in results if r.error]
@@ -223,7 +223,7 @@ def load_sum_linear(args: argparse.Namespace):
     cfg = SumLinearConfig(**{o: getattr(args, o) if getattr(args, o) is not None else v
                              for o, v in SUM_LINEAR_DEFAULTS.items() if o != "k"},
                           n_ctx=args.k if args.k is not None else SUM_LINEAR_DEFAULTS["k"])
-    return get_model(cfg, args.seed, args.models_dir, log=log)
+    return get_model(cfg, args.seed, args.models_dir, log=log, progress=True)
 
 
 def cmd_prove_sum_linear(args: argparse.Namespace) -> tuple[dict, str]:
@@ -234,11 +234,11 @@ def cmd_prove_sum_linear(args: argparse.Namespace) -> tuple[dict, str]:
     m = load_sum_linear(args)
     ident = {**m.identity(), "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "d_model": m.cfg.d_model}
     if metric == "loss":
-        results = prove_loss(m.weights, m.cfg.n_ctx, names)
+        results = prove_loss(m.weights, m.cfg.n_ctx, names, progress=True)
         rows = [{**ident, **r.to_dict()} for r in results]
         text = "\n".join(loss_line(r) for r in results)
     else:
-        rows = [{**ident, **r} for r in prove_accuracy(m.weights, m.cfg.n_ctx, names)]
+        rows = [{**ident, **r} for r in prove_accuracy(m.weights, m.cfg.n_ctx, names, progress=True)]
         text = "\n".join(f"{r['strategy']:<15} {r['count']:>10} / {r['total']:<10} accuracy {r['bound']:.6f}  "
                          f"{r['seconds']:.2f} s" for r in rows)
     return {**ident, "metric": metric, "results": rows, "ok": True, "failed": []}, f"{m.label} (sum-linear, K={m.cfg.n_ctx}, d_vocab={m.cfg.d_vocab}):\n{text}"
@@ -341,7 +341,8 @@ def cmd_run(args: argparse.Namespace) -> tuple[dict, str]:
     check_emit_target(args.strategy, args.lean_dir, args.lean)  # before minutes of work, not after
     m = load_model_arg(args)
     accuracy = m.accuracy
-    results = prove_many(m.cfg, m.weights, in_reach(strategy_names(), m.cfg), accuracy, on_error="record")
+    results = prove_many(m.cfg, m.weights, in_reach(strategy_names(), m.cfg), accuracy, on_error="record",
+                         progress=True)
     e = do_emit(m, args.strategy, args.lean_dir)
     rep = check_certificate_text(e.lean_path.read_text(encoding="utf-8"))
     if not rep.ok:

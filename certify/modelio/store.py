@@ -81,16 +81,17 @@ def bruteforce_meta(result: BruteForceResult) -> dict:
             "exact_path_inputs": result.exact_path_inputs}
 
 
-def exhaustive_meta(cfg: Config, weights: Weights) -> dict | None:
+def exhaustive_meta(cfg: Config, weights: Weights, progress: bool = False) -> dict | None:
     """The certified exhaustive count where it is in reach (else None)."""
     if cfg.d_vocab ** cfg.n_ctx <= BRUTEFORCE_LIMIT:
-        return bruteforce_meta(bruteforce(path_tables(weights)))
+        return bruteforce_meta(bruteforce(path_tables(weights), progress))
     return None
 
 
 def get_model(cfg: Config, seed: int, models_dir: Path, params: TrainParams = TrainParams(),
-              log=lambda msg: print(msg, file=sys.stderr)) -> StoredModel:
-    """The shipped model, else the cached one, else train it (and record its accuracy)."""
+              log=lambda msg: print(msg, file=sys.stderr), progress: bool = False) -> StoredModel:
+    """The shipped model, else the cached one, else train it (and record its accuracy);
+    progress: bars on stderr for the training and the exhaustive count (the CLI's)."""
     shipped = shipped_model(cfg, seed)
     if shipped is not None:
         return shipped
@@ -101,9 +102,9 @@ def get_model(cfg: Config, seed: int, models_dir: Path, params: TrainParams = Tr
             raise ModelError(f"{stem}: cached model does not match config {cfg} / seed {seed}")
         return StoredModel(cfg, seed, weights, meta, stem)
     log(f"training seed {seed} ({cfg.d_vocab=}, K={cfg.n_ctx}, {params.steps} steps)...")
-    weights, loss = train(cfg, seed, params)
+    weights, loss = train(cfg, seed, params, progress=progress)
     meta = {"seed": seed, "training": params.to_dict(), "final_loss": loss,
-            "trained_with": training_environment(), "exhaustive": exhaustive_meta(cfg, weights)}
+            "trained_with": training_environment(), "exhaustive": exhaustive_meta(cfg, weights, progress)}
     save_model(stem, cfg, weights, meta)
     return StoredModel(cfg, seed, weights, load_model(stem)[2], stem)
 
@@ -134,7 +135,7 @@ def retrain_against_shipped(cfg: Config, seed: int, params: TrainParams = TrainP
     shipped = shipped_model(cfg, seed)
     assert shipped is not None
     log(f"training seed {seed} to compare with the shipped model ({params.steps} steps)...")
-    weights, loss = train(cfg, seed, params)
+    weights, loss = train(cfg, seed, params, progress=True)
     local = weights_sha256(weights)
     return {"shipped_sha256": shipped.sha256, "local_sha256": local, "identical": local == shipped.sha256,
             "final_loss": loss, "trained_with": training_environment(),

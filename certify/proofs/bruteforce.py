@@ -206,8 +206,9 @@ def float_tables(tables: PathTables) -> FloatTables:
     return FloatTables(att, Y, G, B, flops)
 
 
-def bruteforce(tables: PathTables) -> BruteForceResult:
-    """Certified count of correct inputs over all d_vocab^K inputs."""
+def bruteforce(tables: PathTables, progress: bool = False) -> BruteForceResult:
+    """Certified count of correct inputs over all d_vocab^K inputs (progress: a bar on stderr)."""
+    from ..progress import steps
     check_exhaustive_in_reach(tables.PVOU.shape[1], tables.PVOU.shape[0])
     t0 = time.perf_counter()
     ft = float_tables(tables)
@@ -244,7 +245,7 @@ def bruteforce(tables: PathTables) -> BruteForceResult:
     # an underflowing product or rescaled weight errs by at most 2^-1075 in absolute
     # value; 2 (K + 1) of them per logit difference, each times at most 2B + 1
     slack = 8.0 * (n_ctx + 1) * (2 * ft.B + 1) * UNDERFLOW_UNIT
-    for head in np.ndindex(*([d_vocab] * h)):
+    for head in steps(np.ndindex(*([d_vocab] * h)), "exhaustive count", progress, total=d_vocab ** h):
         m = np.maximum(m_tail, max(head)) if h else m_tail
         gidx = [((qK + i) * d_vocab + t) * d_vocab for i, t in enumerate(head)] + tail_g
         if rescale:

@@ -42,7 +42,7 @@ def input_blocks(d_vocab: int, n_ctx: int, block: int = LOSS_BLOCK):
         yield np.concatenate([np.broadcast_to(np.array(head, dtype=np.int64), (len(tail), h)), tail], axis=1)
 
 
-def bruteforce_loss(tables: PathTables) -> LossResult:
+def bruteforce_loss(tables: PathTables, progress: bool = False) -> LossResult:
     """The mean loss over every input, enclosed (float64 with an a-priori error bound).
 
     Logit error (per input): the attention weights are upper bounds v_i with true values
@@ -63,7 +63,9 @@ def bruteforce_loss(tables: PathTables) -> LossResult:
     base_delta = ft.B * (1.02 * att.rho + (2 * K + 10) * U)
     losses, errs = [], []
     flops = ft.flops
-    for toks in input_blocks(d, K):
+    from ..progress import steps
+    for toks in steps(input_blocks(d, K), "exact mean loss", progress, total=-(-d ** K // LOSS_BLOCK),
+                      unit="block"):
         q, m = toks[:, -1], toks.max(axis=1)
         if rescale:
             mants = [att.mant[q, i, toks[:, i]] for i in range(K)]
@@ -295,19 +297,21 @@ def resolve_loss(names: str) -> list[str]:
     return out
 
 
-def prove_loss_many(cfg, weights, names: list[str], on_error: str = "raise") -> list[LossResult]:
+def prove_loss_many(cfg, weights, names: list[str], on_error: str = "raise", progress: bool = False
+                    ) -> list[LossResult]:
     """Loss proofs for one Max-of-K model; the brute force (when in reach, d^K <= 2^31) is
     run once and gives every result its exact mean, hence its ratio."""
     from .bruteforce import EXHAUSTIVE_MAX
     from .exact import path_tables
     from .strategies import ProofInput
     p = ProofInput(cfg, weights, path_tables(weights), None)
-    exact_result = bruteforce_loss(p.tables) if cfg.d_vocab ** cfg.n_ctx <= EXHAUSTIVE_MAX else None
+    exact_result = bruteforce_loss(p.tables, progress) if cfg.d_vocab ** cfg.n_ctx <= EXHAUSTIVE_MAX else None
     exact = exact_result.exact if exact_result else None
     runs = {"bruteforce": lambda: exact_result, "cubic": lambda: cubic_loss(p, exact),
             "gap": lambda: gap_loss(p, "gap", exact), "subcubic": lambda: gap_loss(p, "subcubic", exact)}
     out = []
-    for name in names:
+    from ..progress import steps
+    for name in steps(names, "loss proofs", progress, unit="proof"):
         try:
             r = runs[name]()
             if r is None:

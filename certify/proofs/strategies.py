@@ -236,15 +236,17 @@ def unknown_strategy_message(name: str) -> str:
 
 
 def prove_many(cfg: Config, weights: Weights, strategies: list[str],
-               accuracy: float | None = None, on_error: str = "raise") -> list[ProofResult]:
+               accuracy: float | None = None, on_error: str = "raise", progress: bool = False) -> list[ProofResult]:
     """Several strategies on one model, sharing the exact tables and the transcription.
 
     on_error="record": a strategy that raises becomes a result with `error` set (and
     count 0, a trivially true bound), so one failure does not lose the others.
+    progress: a bar on stderr (the CLI's; sweep workers stay quiet).
     """
+    from ..progress import steps
     p = ProofInput(cfg, weights, path_tables(weights), accuracy)
     results = []
-    for name in map(registry.canonical, strategies):
+    for name in steps(list(map(registry.canonical, strategies)), "proofs", progress, unit="strategy"):
         try:
             results.append(STRATEGIES[name](p))
         except Exception as err:  # noqa: BLE001 - recorded per strategy, re-raised on request

@@ -189,7 +189,7 @@ def test_user_model_file_id_and_name(user_checkpoint, tmp_path):
     for key in ("seed", "model", "k", "d_vocab", "correct", "total", "accuracy", "exact_path_inputs", "seconds"):
         assert key in by_file
     assert by_file["seed"] is None and by_file["correct"] == forward_count(w, cfg)
-    assert by_file["source"] == "my_model.pt" and by_file["assumptions"] == []
+    assert by_file["source"] == str(ckpt) and by_file["assumptions"] == []  # the path as given
     rc, out, err = run("import", str(ckpt), "--config", str(config), "--name", "toy", "--models-dir", str(store),
                        "--json")
     assert rc == 0, err
@@ -204,7 +204,7 @@ def test_user_model_file_id_and_name(user_checkpoint, tmp_path):
     lean_path = json.loads(out)["lean_path"]
     assert lean_path.endswith(f"V6K3M8H8Modeltoy_{model_id[:8]}.lean")
     text = open(lean_path).read()
-    assert "seed: none\nmodel: toy\nsource: my_model.pt\n" in text and f"weights_sha256: {model_id}" in text
+    assert f"seed: none\nmodel: toy\nsource: {ckpt}\n" in text and f"weights_sha256: {model_id}" in text
     rc, out, _ = run("check", lean_path, "--json")
     assert rc == 0 and json.loads(out)["ok"] is True
 

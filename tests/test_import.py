@@ -225,3 +225,11 @@ def test_a_refused_object_is_named_by_type(tmp_path):
     torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pt")
     with pytest.raises(ModelError, match=r"torch\.nn\.modules\.linear\.Linear \(a whole model"):
         import_model(tmp_path / "module.pt")
+
+
+def test_the_source_is_the_path_as_given_and_safe_in_a_lean_comment():
+    from pathlib import Path
+    from certify.modelio.importers import recorded_source
+    assert recorded_source(Path("../models/my model.pt")) == "../models/my model.pt"
+    tricky = recorded_source(Path("a-/b/-c\n.pt"))
+    assert "-/" not in tricky and "/-" not in tricky and "\n" not in tricky

@@ -391,7 +391,7 @@ def _as_float(v: Any) -> float | None:
 class ImportedModel:
     cfg: Config
     weights: Weights
-    source: str  # the file's name
+    source: str  # the checkpoint's path as given (`recorded_source`)
     format: str
     assumptions: tuple[str, ...] = field(default=())
 
@@ -432,13 +432,15 @@ def import_model(path: Path, config_path: Path | None = None, assume_architectur
         check_sizes(config, cfg)
     validate_weights(cfg, weights)
     assumptions = () if config is not None else (ASSUMED,)
-    return ImportedModel(cfg, weights, safe_file_name(path.name), fmt.name, assumptions)
+    return ImportedModel(cfg, weights, recorded_source(path), fmt.name, assumptions)
 
 
-def safe_file_name(name: str) -> str:
-    """The source file's name as recorded in results and certificate headers: letters,
-    digits and . _ + - only (a header line cannot then end a Lean comment or a line)."""
-    return re.sub(r"[^A-Za-z0-9._+-]", "_", name)[:120] or "_"
+def recorded_source(path: Path) -> str:
+    """The checkpoint's path as the user gave it, for results and certificate headers:
+    printable ASCII only, and no '/-' or '-/' (a header line can then neither break a line
+    nor open or close a Lean comment); at most its last 200 characters."""
+    text = re.sub(r"[^\x20-\x7e]", "_", str(path)).replace("/-", "/_").replace("-/", "_/")
+    return (text if len(text) <= 200 else "..." + text[-197:]) or "_"
 
 
 def config_from_weights(weights: Weights) -> Config:

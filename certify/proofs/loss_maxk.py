@@ -32,11 +32,18 @@ U = 2.0 ** -53
 LOSS_BLOCK = 1 << 14  # inputs per vectorised block (a [block, d_vocab] logit array)
 
 
-def input_blocks(d_vocab: int, n_ctx: int, block: int = LOSS_BLOCK):
-    """All d_vocab^K inputs, lexicographically, as int64 arrays [n, K] of at most ~block rows."""
+def head_length(d_vocab: int, n_ctx: int, block: int = LOSS_BLOCK) -> int:
+    """h: the first h tokens are looped over, the rest (at most ~block inputs) vectorised."""
     h = 0
     while n_ctx - h > 1 and d_vocab ** (n_ctx - h) > block:
         h += 1
+    return h
+
+
+def input_blocks(d_vocab: int, n_ctx: int, block: int = LOSS_BLOCK):
+    """All d_vocab^K inputs, lexicographically, as int64 arrays [n, K] of at most ~block rows
+    (d_vocab^h of them, h = head_length)."""
+    h = head_length(d_vocab, n_ctx, block)
     tail = np.indices([d_vocab] * (n_ctx - h)).reshape(n_ctx - h, -1).T
     for head in np.ndindex(*([d_vocab] * h)):
         yield np.concatenate([np.broadcast_to(np.array(head, dtype=np.int64), (len(tail), h)), tail], axis=1)
@@ -64,7 +71,7 @@ def bruteforce_loss(tables: PathTables, progress: bool = False) -> LossResult:
     losses, errs = [], []
     flops = ft.flops
     from ..progress import steps
-    for toks in steps(input_blocks(d, K), "exact mean loss", progress, total=-(-d ** K // LOSS_BLOCK),
+    for toks in steps(input_blocks(d, K), "exact mean loss", progress, total=d ** head_length(d, K),
                       unit="block"):
         q, m = toks[:, -1], toks.max(axis=1)
         if rescale:

@@ -41,9 +41,16 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def common_args() -> argparse.ArgumentParser:
+def json_args() -> argparse.ArgumentParser:
+    """What every command takes (check, strategies and report take nothing else)."""
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    return p
+
+
+def common_args() -> argparse.ArgumentParser:
+    """--json and the options of commands that train, load or store models."""
+    p = argparse.ArgumentParser(add_help=False, parents=[json_args()])
     p.add_argument("--k", type=int, default=None, help="sequence length K (n_ctx), default 4")
     p.add_argument("--d-vocab", type=int, default=None, help="vocabulary size, default 64")
     p.add_argument("--d-model", type=int, default=None, help="default 32")
@@ -449,8 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="certify", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     common = common_args()
+    json_only = json_args()
     p = sub.add_parser("train", parents=[common], help="train (or load) the model for a seed")
-    p.add_argument("--seed", type=seed_arg, required=True)
+    p.add_argument("--seed", type=seed_arg, required=True, help="the training seed (a non-negative integer)")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("import", parents=[common], help="check and store your model (TransformerLens)")
     p.add_argument("path", help="a state dict (.safetensors or .pt) or a checkpoint with its config")
@@ -462,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bruteforce", parents=[common], help="certified exhaustive accuracy")
     model_source_args(p)
     p.set_defaults(func=cmd_bruteforce)
-    p = sub.add_parser("strategies", parents=[common], help="list the proof strategies")
+    p = sub.add_parser("strategies", parents=[json_only], help="list the proof strategies")
     p.set_defaults(func=cmd_strategies)
     p = sub.add_parser("prove", parents=[common], help="run a proof strategy (or all)")
     model_source_args(p)
@@ -476,11 +484,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prove)
     p = sub.add_parser("emit", parents=[common], help="write the Lean certificate for a model")
     model_source_args(p)
-    p.add_argument("--strategy", default="gap")
+    p.add_argument("--strategy", default="gap", help="the strategy whose certificate is written (one with a Lean "
+                                                      "checker: gap)")
     p.add_argument("--lean-dir", type=Path, default=default_lean_dir(), help="the Lake project that holds the checker (default: this checkout's lean/; a new or empty directory is made into one)")
     p.set_defaults(func=cmd_emit)
-    p = sub.add_parser("check", parents=[common], help="re-check a .lean certificate (no torch needed)")
-    p.add_argument("path")
+    p = sub.add_parser("check", parents=[json_only], help="re-check a .lean certificate (no torch needed)")
+    p.add_argument("path", help="a certificate file (lean/MaxKCert/Certs/*.lean)")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("run", parents=[common], help="everything for one model (what `make certify` runs)")
     model_source_args(p)
@@ -495,7 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="paper151", help="'paper151' or a comma list")
     p.add_argument("--strategies", default="all", help="'all' or a comma list")
     p.add_argument("-j", "--jobs", type=int, default=1, help="worker processes")
-    p.add_argument("--out", type=Path, default=Path("results/results.csv"))
+    p.add_argument("--out", type=Path, default=Path("results/results.csv"),
+                   help="the results CSV (a JSONL beside it); rows already there are skipped")
     p.add_argument("--lean-dir", type=Path, default=Path("results/lean"),
                    help="where certificates are emitted (default results/lean)")
     p.add_argument("--no-emit", action="store_true", help="do not emit certificates")
@@ -503,16 +513,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also prove loss bounds (columns loss_bound, loss_exact, loss_ratio)")
     p.add_argument("--scrub", action="store_true",
                    help="instead of the proofs, run causal scrubbing (all hypotheses) into --scrub-out")
-    p.add_argument("--scrub-out", type=Path, default=Path("results/scrub.csv"))
+    p.add_argument("--scrub-out", type=Path, default=Path("results/scrub.csv"),
+                   help="with --scrub: the scrubbing results CSV")
     p.add_argument("--hypotheses", default="all", help="with --scrub: 'all' or a comma list")
     p.add_argument("--samples", type=int, default=scrub_default_samples(), help="with --scrub: Monte Carlo samples")
     p.add_argument("--dask", action="store_true", help="run the jobs on a Dask LocalCluster of -j workers here")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the jobs on an existing Dask cluster (e.g. tcp://host:8786)")
     p.set_defaults(func=cmd_sweep)
-    p = sub.add_parser("report", parents=[common], help="Pareto plot and Markdown table of a sweep")
-    p.add_argument("results")
-    p.add_argument("--out", type=Path, default=Path("results/report"))
+    p = sub.add_parser("report", parents=[json_only], help="Pareto plot and Markdown table of a sweep")
+    p.add_argument("results", help="a `certify sweep` results CSV")
+    p.add_argument("--out", type=Path, default=Path("results/report"),
+                   help="the output directory (pareto.png, pareto.svg, a Markdown table)")
     p.add_argument("--scrub", type=Path, default=None,
                    help="a `sweep --scrub` CSV: draw scrubbing against the proofs instead")
     p.set_defaults(func=cmd_report)

@@ -259,3 +259,22 @@ def test_train_on_an_imported_model_file_has_no_loss(models, tmp_path):
     rc, out, err = run("train", "--seed", "3", *SMALL, "--models-dir", str(store), "--json")
     assert rc == 0, err
     assert json.loads(out)["final_loss"] is None
+
+
+def subparsers():
+    import argparse
+    from certify.cli import build_parser
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+def test_every_argument_has_help():
+    missing = [(name, a.option_strings or a.dest) for name, sp in subparsers().items()
+               for a in sp._actions if not a.help]
+    assert not missing
+
+
+@pytest.mark.parametrize("command", ["check", "strategies", "report"])
+def test_commands_list_only_options_they_use(command):
+    options = {o for a in subparsers()[command]._actions for o in a.option_strings}
+    assert not options & {"--k", "--d-vocab", "--models-dir", "--d-model", "--preset"}

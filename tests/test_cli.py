@@ -81,7 +81,8 @@ def test_emit_and_check(models, tmp_path):
     (["emit", "--seed", "3", "--strategy", "cubic"], "no Lean checker"),
 ])
 def test_errors_are_clear(models, args, needle):
-    rc, out, err = run(*args, *SMALL, "--models-dir", models, "--json")
+    extra = [] if args[0] == "check" else [*SMALL, "--models-dir", models]
+    rc, out, err = run(*args, *extra, "--json")
     assert rc == 2 and needle in json.loads(out)["error"] and needle in err
 
 

@@ -25,7 +25,12 @@ from .kernel_cost import NAT_STEPS, heartbeat_budget, ops_bound
 from ..modelio.digest import WEIGHT_NAMES, weights_sha256_arrays
 from ..modelio.files import atomic_write_text
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"  # package data
+# The jinja2 templates live at the repository's top level (templates/, as the design card
+# lays out); a wheel maps them into this package (pyproject: package-dir), so an installed
+# package finds them beside this file and a checkout finds them at the top.
+_HERE = Path(__file__).resolve().parent
+TEMPLATES = next((d for d in (_HERE / "templates", _HERE.parents[1] / "templates") if (d / "certificate.lean.j2").is_file()),
+                 _HERE / "templates")
 _CHECKOUT_LEAN = Path(__file__).resolve().parents[2] / "lean"
 # the Lake project of this checkout; for an installed package, ./lean
 LEAN_DIR = _CHECKOUT_LEAN if (_CHECKOUT_LEAN / "lakefile.toml").exists() else Path("lean")

@@ -35,7 +35,7 @@ def recorded(monkeypatch):
     (["prove", "--seed", "3", *SMALL, "--metric", "loss"], {"loss proofs", "exact mean loss"}),
     (["prove", "--seed", "3", *SMALL], {"proofs"}),
     (["prove", "--arch", "sum-linear", "--seed", "1", "--k", "2", "--d-vocab", "8", "--d-model", "8",
-      "--metric", "accuracy", "--strategy", "bruteforce"], {"sum-linear brute force", "train sum-linear seed 1"}),
+      "--metric", "accuracy", "--strategy", "bruteforce"], {"sum-linear brute force", "train sum-linear seed 1, epoch 1/2"}),
     (["prove", "--arch", "sum-linear", "--seed", "1", "--k", "2", "--d-vocab", "8", "--d-model", "8",
       "--metric", "loss", "--strategy", "bruteforce"], {"sum-linear exact mean loss"}),
 ])

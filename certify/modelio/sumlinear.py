@@ -135,9 +135,10 @@ def train(cfg: SumLinearConfig, seed: int, params: SumLinearTrainParams = SumLin
         subset = torch.randperm(total, generator=gen)[:n]
         loss_value = float("nan")
         from ..progress import steps
-        for _ in steps(range(params.epochs), f"train sum-linear seed {seed}", progress, unit="epoch"):
+        for epoch in range(params.epochs):
             order = subset[torch.randperm(n, generator=gen)]
-            for k in range(0, n, params.batch_size):
+            for k in steps(range(0, n, params.batch_size), f"train sum-linear seed {seed}, epoch {epoch + 1}/"
+                           f"{params.epochs}", progress, unit="batch"):
                 toks = decode_inputs(order[k:k + params.batch_size], cfg)
                 loss = torch.nn.functional.cross_entropy(forward_logits(w, toks), toks.max(dim=1).values)
                 opt.zero_grad(set_to_none=True)

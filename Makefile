@@ -25,7 +25,8 @@ else ifneq ($(VIRTUAL_ENV)$(CONDA_PREFIX),)
   PY_SETUP :=
 else
   PY := $(VENV)/bin/python
-  PY_SETUP := $(VENV)/bin/python
+  # written by tools/ensure-venv.sh only once pip works: an interrupted first run is redone
+  PY_SETUP := $(VENV)/.complete
 endif
 # one marker per environment: switching environments re-installs into the new one
 STAMP := build/.deps-installed-$(subst /,_,$(PY)$(VIRTUAL_ENV)$(CONDA_PREFIX))
@@ -38,9 +39,9 @@ endif
 
 .PHONY: certify test bench sweep report deps clean lean-check
 
-$(VENV)/bin/python:
-	@python3 -c "import venv, ensurepip" 2>/dev/null || { echo "make: python3 cannot create a virtual environment: install the venv module (Debian/Ubuntu: sudo apt install python3-venv), or activate an environment of your own, then run make again" >&2; exit 1; }
-	python3 -m venv $(VENV)
+# Ctrl-C at any point before the marker leaves none, so the next make re-creates the environment.
+$(VENV)/.complete:
+	@sh tools/ensure-venv.sh $(VENV) python3
 
 $(STAMP): pyproject.toml $(PY_SETUP)
 	@mkdir -p build
@@ -70,8 +71,12 @@ bench: $(STAMP)
 lean-check: $(STAMP)
 	$(PY) benchmarks/lean_timings.py
 
+# What a fresh clone does not have: build/ (deps markers), models/ (the trained-model
+# store), results/ (sweeps, reports), lean/.lake (Lake's build), and the project-local
+# environment $(VENV) (with its leftovers). An activated environment of your own is never touched.
 clean:
 	rm -rf build models results lean/.lake
+	$(if $(PY_SETUP),rm -rf $(VENV))
 
 # the paper's other configurations (issue 22; docs/scale.md): one preset's sweep and report
 #   make sweep-preset PRESET=paper-k20-v512 [SEEDS=paper151] [JOBS=2]

@@ -17,6 +17,7 @@ from pathlib import Path
 from .modelio.config import Config, ModelError
 from .modelio.pins import CPU_PINS, pin_cpu_code_paths  # noqa: F401 - set before torch loads
 from .modelio.seeds import MAX_SEED
+from .modelio.files import check_models_dir, model_ref_is_path, require_file
 
 
 class CliError(Exception):
@@ -27,9 +28,16 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def common_args() -> argparse.ArgumentParser:
+def json_args() -> argparse.ArgumentParser:
+    """What every command takes (check, strategies and report take nothing else)."""
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    return p
+
+
+def common_args() -> argparse.ArgumentParser:
+    """--json and the options of commands that train, load or store models."""
+    p = argparse.ArgumentParser(add_help=False, parents=[json_args()])
     p.add_argument("--k", type=int, default=None, help="sequence length K (n_ctx), default 4")
     p.add_argument("--d-vocab", type=int, default=None, help="vocabulary size, default 64")
     p.add_argument("--d-model", type=int, default=None, help="default 32")
@@ -92,7 +100,7 @@ def cmd_train(args: argparse.Namespace) -> tuple[dict, str]:
                    "uses the shipped model")
         return ({"seed": args.seed, "k": cfg.n_ctx, "d_vocab": cfg.d_vocab, "shipped": True, **r},
                 f"seed {args.seed}: trained here, {verdict}")
-    m = get_model(cfg, args.seed, args.models_dir, log=log)
+    m = get_model(cfg, args.seed, args.models_dir, log=log, progress=True)
     loss = m.meta.get("final_loss")  # absent for a model that was not trained here
     out = {"seed": m.seed, "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "path": str(m.stem), "shipped": False,
            "final_loss": loss, "sha256": m.sha256, "accuracy": m.accuracy}
@@ -106,7 +114,7 @@ def load_model_arg(args: argparse.Namespace):
     if args.model is None:
         if args.config is not None or args.assume_architecture:
             raise CliError("--config and --assume-architecture apply to --model, not to --seed")
-        return get_model(config_of(args), args.seed, args.models_dir, log=log)
+        return get_model(config_of(args), args.seed, args.models_dir, log=log, progress=True)
     m = user_model(args.model, args.models_dir, args.config, args.assume_architecture, log=log)
     for opt, (field, _) in SIZE_OPTIONS.items():
         given = getattr(args, opt)
@@ -125,7 +133,7 @@ def cmd_bruteforce(args: argparse.Namespace) -> tuple[dict, str]:
         check_exhaustive_in_reach(config_of(args).d_vocab, config_of(args).n_ctx)
     m = load_model_arg(args)
     check_exhaustive_in_reach(m.cfg.d_vocab, m.cfg.n_ctx)
-    r = bruteforce(path_tables(m.weights))
+    r = bruteforce(path_tables(m.weights), progress=True)
     out = {**m.identity(), "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "correct": r.correct,
            "total": r.total, "accuracy": r.accuracy, "exact_path_inputs": r.exact_path_inputs,
            "seconds": round(r.seconds, 3)}
@@ -144,15 +152,6 @@ def cmd_strategies(args: argparse.Namespace) -> tuple[dict, str]:
             + "\n".join(f"  {a} -> {n}" for a, n in old.items()))
 
 
-def result_line(r) -> str:
-    if r.error:
-        return f"{r.strategy:<11} FAILED: {r.error}"
-    ratio = f"{r.ratio:.4f}" if r.ratio is not None else "-"
-    return (f"{r.strategy:<11} {r.count:>10} / {r.total:<10} bound {r.bound:.6f}  ratio {ratio}  "
-            f"flops {r.flops:.3g}  checker ops {r.checker_ops:.3g}  {r.seconds:.2f} s "
-            f"(+{r.search_seconds:.2f} s search)")
-
-
 def cmd_prove(args: argparse.Namespace) -> tuple[dict, str]:
     if getattr(args, "arch", "maxk-attention") == "sum-linear":
         return cmd_prove_sum_linear(args)
@@ -163,9 +162,11 @@ def cmd_prove(args: argparse.Namespace) -> tuple[dict, str]:
     m = load_model_arg(args)
     if args.strategy == "all":
         names = in_reach(names, m.cfg)
-    results = prove_many(m.cfg, m.weights, names, m.accuracy, on_error="record")
+    results = prove_many(m.cfg, m.weights, names, m.accuracy, on_error="record", progress=True)
     rows = [{**m.identity(), "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, **r.to_dict()} for r in results]
-    text = "\n".join(result_line(r) for r in results)
+    from .lean.emit import EMITTABLE
+    from .summary import proof_table
+    text = "\n".join(proof_table(results, EMITTABLE, show_all=args.all or args.strategy != "all"))
     failed = [r.strategy for r in results if r.error]
     if args.strategy == "all" or len(rows) > 1:
         return {**m.identity(), "results": rows, "ok": not failed, "failed": failed}, text
@@ -185,7 +186,7 @@ def cmd_prove_loss(args: argparse.Namespace) -> tuple[dict, str]:
     from .proofs.loss_maxk import prove_loss_many, resolve_loss
     names = resolve_loss(args.strategy)
     m = load_model_arg(args)
-    results = prove_loss_many(m.cfg, m.weights, names, on_error="record")
+    results = prove_loss_many(m.cfg, m.weights, names, on_error="record", progress=True)
     rows = [{**m.identity(), "arch": "maxk-attention", "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, **r.to_dict()}
             for r in results]
     failed = [r.strategy for r in results if r.error]
@@ -206,8 +207,7 @@ def load_sum_linear(args: argparse.Namespace):
             raise CliError("--config and --assume-architecture apply to the attention model; a sum-linear state "
                            "dict needs only --k")
         path = Path(args.model)
-        if not path.is_file():
-            raise CliError(f"--model {args.model}: file not found (sum-linear models are given as a state dict file)")
+        require_file(path, "sum-linear state dict", f"--model {args.model}")
         m = import_state_dict(path, args.k)
         for opt in ("d_vocab", "d_model"):
             given = getattr(args, opt)
@@ -217,7 +217,7 @@ def load_sum_linear(args: argparse.Namespace):
     cfg = SumLinearConfig(**{o: getattr(args, o) if getattr(args, o) is not None else v
                              for o, v in SUM_LINEAR_DEFAULTS.items() if o != "k"},
                           n_ctx=args.k if args.k is not None else SUM_LINEAR_DEFAULTS["k"])
-    return get_model(cfg, args.seed, args.models_dir, log=log)
+    return get_model(cfg, args.seed, args.models_dir, log=log, progress=True)
 
 
 def cmd_prove_sum_linear(args: argparse.Namespace) -> tuple[dict, str]:
@@ -229,12 +229,12 @@ def cmd_prove_sum_linear(args: argparse.Namespace) -> tuple[dict, str]:
     ident = {**m.identity(), "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, "d_model": m.cfg.d_model}
     failed: list[str] = []
     if metric == "loss":
-        results = prove_loss(m.weights, m.cfg.n_ctx, names)
+        results = prove_loss(m.weights, m.cfg.n_ctx, names, progress=True)
         rows = [{**ident, **r.to_dict()} for r in results]
         text = "\n".join(loss_line(r) for r in results)
         failed = [r.strategy for r in results if r.error]
     else:
-        rows = [{**ident, **r} for r in prove_accuracy(m.weights, m.cfg.n_ctx, names)]
+        rows = [{**ident, **r} for r in prove_accuracy(m.weights, m.cfg.n_ctx, names, progress=True)]
         text = "\n".join(f"{r['strategy']:<15} {r['count']:>10} / {r['total']:<10} accuracy {r['bound']:.6f}  "
                          f"{r['seconds']:.2f} s" for r in rows)
     return {**ident, "metric": metric, "results": rows, "ok": not failed, "failed": failed}, f"{m.label} (sum-linear, K={m.cfg.n_ctx}, d_vocab={m.cfg.d_vocab}):\n{text}"
@@ -253,6 +253,7 @@ def do_emit(m, strategy: str, lean_dir: Path):
 
 
 def cmd_emit(args: argparse.Namespace) -> tuple[dict, str]:
+    check_emit_target(args.strategy, args.lean_dir)
     m = load_model_arg(args)
     e = do_emit(m, args.strategy, args.lean_dir)
     out = {**m.identity(), "lean_path": str(e.lean_path), "summary_path": str(e.summary_path),
@@ -280,8 +281,7 @@ def cmd_import(args: argparse.Namespace) -> tuple[dict, str]:
 def cmd_check(args: argparse.Namespace) -> tuple[dict, str]:
     from .lean.emit import check_certificate_text
     path = Path(args.path)
-    if not path.is_file():
-        raise CliError(f"{path}: file not found")
+    require_file(path, "certificate (.lean)")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -305,7 +305,6 @@ def lake_build(lean_dir: Path, required: bool) -> dict:
                "the Python mirror of the checker accepted the certificate")
         if required:
             raise CliError("LEAN=required but " + msg.split(":")[0])
-        log(msg)
         return {"lean": "skipped", "lean_message": msg}
     log(f"running lake build in {lean_dir} ...")
     t0 = time.perf_counter()
@@ -317,16 +316,29 @@ def lake_build(lean_dir: Path, required: bool) -> dict:
     return {"lean": "checked", "lean_seconds": round(seconds, 1)}
 
 
+def check_emit_target(strategy: str, lean_dir: Path, lean: str = "optional") -> None:
+    """Everything `run`/`emit` could fail on after the proofs, checked before them."""
+    import shutil
+    from .lean.emit import EMITTABLE, check_lean_dir_writable
+    if strategy not in EMITTABLE:
+        raise CliError(f"strategy {strategy!r} has no Lean checker; certificates are emitted for: "
+                       f"{', '.join(EMITTABLE)}")
+    if lean == "required" and shutil.which("lake") is None:
+        raise CliError("--lean required (LEAN=required) but lake is not on PATH: install elan "
+                       "(https://github.com/leanprover/elan), or use --lean optional")
+    check_lean_dir_writable(lean_dir)
+
+
 def cmd_run(args: argparse.Namespace) -> tuple[dict, str]:
     """load (train or import), exhaustive accuracy, every proof, emit, re-check (mirror, then lake)."""
     from .lean.emit import EMITTABLE, check_certificate_text
     from .proofs.strategies import in_reach, prove_many, strategy_names
-    if args.strategy not in EMITTABLE:  # say so before minutes of work, not after
-        raise CliError(f"strategy {args.strategy!r} has no Lean checker; certificates are emitted for: "
-                       f"{', '.join(EMITTABLE)}")
+    from .summary import lean_status_line, proof_table
+    check_emit_target(args.strategy, args.lean_dir, args.lean)  # before minutes of work, not after
     m = load_model_arg(args)
     accuracy = m.accuracy
-    results = prove_many(m.cfg, m.weights, in_reach(strategy_names(), m.cfg), accuracy, on_error="record")
+    results = prove_many(m.cfg, m.weights, in_reach(strategy_names(), m.cfg), accuracy, on_error="record",
+                         progress=True)
     e = do_emit(m, args.strategy, args.lean_dir)
     rep = check_certificate_text(e.lean_path.read_text(encoding="utf-8"))
     if not rep.ok:
@@ -337,11 +349,12 @@ def cmd_run(args: argparse.Namespace) -> tuple[dict, str]:
            "results": [r.to_dict() for r in results], "lean_path": str(e.lean_path),
            "summary_path": str(e.summary_path), "python_check": rep.ok, "ok": not failed, "failed": failed,
            **lean}
-    lines = [f"{m.label}, K={m.cfg.n_ctx}, d_vocab={m.cfg.d_vocab}: exhaustive accuracy {accuracy}",
-             *(result_line(r) for r in results),
-             f"certificate ({args.strategy}): {e.lean_path}  claims {e.count} / {e.total}",
-             f"Python mirror check: {'OK' if rep.ok else 'REJECTED'}; Lean: {lean['lean']}",
-             *(f"note: {a}" for a in m.assumptions)]
+    lines = [f"{m.label}, K={m.cfg.n_ctx}, d_vocab={m.cfg.d_vocab}: exhaustive accuracy {accuracy}", "",
+             *proof_table(results, EMITTABLE, show_all=args.all), "",
+             f"certificate ({args.strategy}): claims {e.count} / {e.total}; Python mirror of the Lean checker: "
+             f"{'OK' if rep.ok else 'REJECTED'}", f"  {e.lean_path}",
+             *(f"note: {a}" for a in m.assumptions),
+             lean_status_line(lean)]
     return out, "\n".join(lines)
 
 
@@ -432,8 +445,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="certify", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     common = common_args()
+    json_only = json_args()
     p = sub.add_parser("train", parents=[common], help="train (or load) the model for a seed")
-    p.add_argument("--seed", type=seed_arg, required=True)
+    p.add_argument("--seed", type=seed_arg, required=True, help="the training seed (a non-negative integer)")
     p.set_defaults(func=cmd_train)
     p = sub.add_parser("import", parents=[common], help="check and store your model (TransformerLens)")
     p.add_argument("path", help="a state dict (.safetensors or .pt) or a checkpoint with its config")
@@ -445,11 +459,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bruteforce", parents=[common], help="certified exhaustive accuracy")
     model_source_args(p)
     p.set_defaults(func=cmd_bruteforce)
-    p = sub.add_parser("strategies", parents=[common], help="list the proof strategies")
+    p = sub.add_parser("strategies", parents=[json_only], help="list the proof strategies")
     p.set_defaults(func=cmd_strategies)
     p = sub.add_parser("prove", parents=[common], help="run a proof strategy (or all)")
     model_source_args(p)
     p.add_argument("--strategy", default="all", help="a strategy name, a comma list, or 'all'")
+    p.add_argument("--all", action="store_true",
+                   help="list every variant of the paper's family (default: the best of each group)")
     p.add_argument("--metric", choices=["accuracy", "loss"], default="accuracy",
                    help="accuracy: a lower bound on the accuracy; loss: an upper bound on the mean cross-entropy")
     p.add_argument("--arch", choices=["maxk-attention", "sum-linear"], default="maxk-attention",
@@ -457,15 +473,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prove)
     p = sub.add_parser("emit", parents=[common], help="write the Lean certificate for a model")
     model_source_args(p)
-    p.add_argument("--strategy", default="gap")
+    p.add_argument("--strategy", default="gap", help="the strategy whose certificate is written (one with a Lean "
+                                                      "checker: gap)")
     p.add_argument("--lean-dir", type=Path, default=default_lean_dir(), help="the Lake project that holds the checker (default: this checkout's lean/; a new or empty directory is made into one)")
     p.set_defaults(func=cmd_emit)
-    p = sub.add_parser("check", parents=[common], help="re-check a .lean certificate (no torch needed)")
-    p.add_argument("path")
+    p = sub.add_parser("check", parents=[json_only], help="re-check a .lean certificate (no torch needed)")
+    p.add_argument("path", help="a certificate file (lean/MaxKCert/Certs/*.lean)")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("run", parents=[common], help="everything for one model (what `make certify` runs)")
     model_source_args(p)
     p.add_argument("--strategy", default="gap", help="the strategy whose certificate is emitted")
+    p.add_argument("--all", action="store_true",
+                   help="list every variant of the paper's family (default: the best of each group)")
     p.add_argument("--lean", choices=["optional", "required"], default="optional",
                    help="'required' makes a missing lake an error")
     p.add_argument("--lean-dir", type=Path, default=default_lean_dir(), help="the Lake project that holds the checker (default: this checkout's lean/; a new or empty directory is made into one)")
@@ -474,7 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="paper151", help="'paper151' or a comma list")
     p.add_argument("--strategies", default="all", help="'all' or a comma list")
     p.add_argument("-j", "--jobs", type=int, default=1, help="worker processes")
-    p.add_argument("--out", type=Path, default=Path("results/results.csv"))
+    p.add_argument("--out", type=Path, default=Path("results/results.csv"),
+                   help="the results CSV (a JSONL beside it); rows already there are skipped")
     p.add_argument("--lean-dir", type=Path, default=Path("results/lean"),
                    help="where certificates are emitted (default results/lean)")
     p.add_argument("--no-emit", action="store_true", help="do not emit certificates")
@@ -482,16 +502,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also prove loss bounds (columns loss_bound, loss_exact, loss_ratio)")
     p.add_argument("--scrub", action="store_true",
                    help="instead of the proofs, run causal scrubbing (all hypotheses) into --scrub-out")
-    p.add_argument("--scrub-out", type=Path, default=Path("results/scrub.csv"))
+    p.add_argument("--scrub-out", type=Path, default=Path("results/scrub.csv"),
+                   help="with --scrub: the scrubbing results CSV")
     p.add_argument("--hypotheses", default="all", help="with --scrub: 'all' or a comma list")
     p.add_argument("--samples", type=int, default=scrub_default_samples(), help="with --scrub: Monte Carlo samples")
     p.add_argument("--dask", action="store_true", help="run the jobs on a Dask LocalCluster of -j workers here")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the jobs on an existing Dask cluster (e.g. tcp://host:8786)")
     p.set_defaults(func=cmd_sweep)
-    p = sub.add_parser("report", parents=[common], help="Pareto plot and Markdown table of a sweep")
-    p.add_argument("results")
-    p.add_argument("--out", type=Path, default=Path("results/report"))
+    p = sub.add_parser("report", parents=[json_only], help="Pareto plot and Markdown table of a sweep")
+    p.add_argument("results", help="a `certify sweep` results CSV")
+    p.add_argument("--out", type=Path, default=Path("results/report"),
+                   help="the output directory (pareto.png, pareto.svg, a Markdown table)")
     p.add_argument("--scrub", type=Path, default=None,
                    help="a `sweep --scrub` CSV: draw scrubbing against the proofs instead")
     p.set_defaults(func=cmd_report)
@@ -506,6 +528,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def preflight(args: argparse.Namespace) -> None:
+    """The paths a command reads, checked before it imports torch or starts any work,
+    so that a typo is reported in a fraction of a second."""
+    config = getattr(args, "config", None)
+    if config is not None and (args.command == "import" or getattr(args, "model", None) is not None):
+        require_file(config, "TransformerLens config (JSON)", f"--config {config}")
+    model = getattr(args, "model", None)
+    if model is not None and (getattr(args, "arch", None) == "sum-linear" or
+                              model_ref_is_path(model, config is not None or args.assume_architecture)):
+        require_file(Path(model), "checkpoint", f"--model {model}")
+    if args.command == "import":
+        require_file(Path(args.path), "checkpoint")
+    if args.command == "report":
+        require_file(Path(args.results), "results (CSV)")
+        if args.scrub is not None:
+            require_file(args.scrub, "scrub results (CSV)", f"--scrub {args.scrub}")
+
+
+def os_error_text(err: OSError) -> str:
+    """'PATH: Read-only file system', not '[Errno 30] Read-only file system: PATH'."""
+    if err.strerror and err.filename is not None:
+        return f"{err.filename}: {err.strerror.lower() if err.strerror[1:].islower() else err.strerror}"
+    return str(err) or type(err).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     pin_cpu_code_paths()
     parser = build_parser()
@@ -513,8 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     from .experiments.sweep import SweepStopped
     try:
         if getattr(args, "models_dir", None) is not None and args.command != "check":
-            from .modelio.store import check_models_dir
             check_models_dir(args.models_dir)
+        preflight(args)
         out, text = args.func(args)
     except (SweepStopped, KeyboardInterrupt) as err:  # one line, no traceback; says how to resume
         msg = str(err) if isinstance(err, SweepStopped) else "interrupted"
@@ -523,7 +570,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"certify: {msg}")
         return 130 if getattr(err, "interrupted", True) else 2
     except (CliError, ModelError, ValueError, OSError, ArithmeticError, RuntimeError) as err:
-        msg = str(err) or type(err).__name__
+        msg = os_error_text(err) if isinstance(err, OSError) else (str(err) or type(err).__name__)
         if getattr(args, "json", False):
             print(json.dumps({"error": msg}))
         log(f"certify: error: {msg}")

@@ -81,7 +81,8 @@ def test_emit_and_check(models, tmp_path):
     (["emit", "--seed", "3", "--strategy", "cubic"], "no Lean checker"),
 ])
 def test_errors_are_clear(models, args, needle):
-    rc, out, err = run(*args, *SMALL, "--models-dir", models, "--json")
+    extra = [] if args[0] == "check" else [*SMALL, "--models-dir", models]
+    rc, out, err = run(*args, *extra, "--json")
     assert rc == 2 and needle in json.loads(out)["error"] and needle in err
 
 
@@ -99,9 +100,54 @@ def test_run_without_lake(models, tmp_path, monkeypatch):
     obj = json.loads(out)
     assert rc == 0 and obj["python_check"] is True and obj["lean"] in ("skipped", "checked")
     if obj["lean"] == "skipped":
-        assert "lake not found on PATH" in err
-        rc, out, err = run(*args, "--lean", "required")
+        assert "lake not found on PATH" in obj["lean_message"]
+        rc, out, err = run(*args[:-1])
+        assert rc == 0 and out.splitlines()[-2].startswith("Lean: NOT checked here")  # the last line(s)
+        fresh = tmp_path / "fresh-lean"
+        rc, out, err = run("run", "--seed", "3", *SMALL, "--models-dir", models, "--lean-dir", str(fresh),
+                           "--json", "--lean", "required")
         assert rc == 2 and "LEAN=required" in json.loads(out)["error"]
+        assert not fresh.exists()  # failed before any proof: nothing written
+
+
+def test_unknown_strategy_gets_three_close_names_not_the_list(models):
+    rc, out, err = run("prove", "--seed", "3", *SMALL, "--models-dir", models, "--strategy", "gapp", "--json")
+    msg = json.loads(out)["error"]
+    assert rc == 2 and "closest: gap" in msg and "certify strategies" in msg and len(msg) < 200
+
+
+def test_summary_table_fits_100_columns_with_header(models, tmp_path):
+    rc, out, err = run("run", "--seed", "3", *SMALL, "--models-dir", models, "--lean-dir", str(tmp_path / "l"))
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert max(len(line) for line in lines if not line.strip().endswith(".lean")) <= 100  # paths aside
+    header = next(i for i, line in enumerate(lines) if line.startswith("strategy "))
+    assert lines[header].split()[:4] == ["strategy", "bound", "ratio", "FLOPs"]
+    gap = next(line for line in lines if line.startswith("gap "))
+    cubic = next(line for line in lines if line.startswith("cubic "))
+    assert gap.split()[4] != "-" and cubic.split()[4] == "-"  # checker ops only where there is a checker
+    assert len(lines) < 40 and lines[-1].lstrip().startswith(("Lean:", "install elan"))
+    rc, out_all, _ = run("run", "--seed", "3", *SMALL, "--models-dir", models, "--lean-dir", str(tmp_path / "l"),
+                         "--all")
+    long_lines = [line for line in out_all.splitlines() if len(line) > 100 and not line.endswith(".lean")]
+    assert rc == 0 and len(out_all.splitlines()) > 100 and not long_lines
+
+
+def test_read_only_lean_dir_fails_before_the_proofs(tmp_path, monkeypatch, capsys):
+    """A read-only --lean-dir (simulated: root ignores permissions, so no real read-only
+    directory can be made here) is refused before a model is even loaded, in plain words."""
+    import errno
+    import tempfile
+    from certify import cli
+
+    def read_only(*a, **k):
+        raise OSError(errno.EROFS, "Read-only file system")
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    monkeypatch.setattr(cli, "load_model_arg", lambda args: pytest.fail("the model was loaded first"))
+    rc = cli.main(["run", "--seed", "3", *SMALL, "--lean-dir", str(tmp_path / "lean")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot write in" in err and "Read-only file system" in err and "[Errno" not in err
+    assert not (tmp_path / "lean").exists()
 
 
 def test_check_needs_no_torch(tmp_path):
@@ -144,7 +190,7 @@ def test_user_model_file_id_and_name(user_checkpoint, tmp_path):
     for key in ("seed", "model", "k", "d_vocab", "correct", "total", "accuracy", "exact_path_inputs", "seconds"):
         assert key in by_file
     assert by_file["seed"] is None and by_file["correct"] == forward_count(w, cfg)
-    assert by_file["source"] == "my_model.pt" and by_file["assumptions"] == []
+    assert by_file["source"] == str(ckpt) and by_file["assumptions"] == []  # the path as given
     rc, out, err = run("import", str(ckpt), "--config", str(config), "--name", "toy", "--models-dir", str(store),
                        "--json")
     assert rc == 0, err
@@ -159,7 +205,7 @@ def test_user_model_file_id_and_name(user_checkpoint, tmp_path):
     lean_path = json.loads(out)["lean_path"]
     assert lean_path.endswith(f"V6K3M8H8Modeltoy_{model_id[:8]}.lean")
     text = open(lean_path).read()
-    assert "seed: none\nmodel: toy\nsource: my_model.pt\n" in text and f"weights_sha256: {model_id}" in text
+    assert f"seed: none\nmodel: toy\nsource: {ckpt}\n" in text and f"weights_sha256: {model_id}" in text
     rc, out, _ = run("check", lean_path, "--json")
     assert rc == 0 and json.loads(out)["ok"] is True
 
@@ -249,3 +295,22 @@ def test_negative_zero_weight_model_is_certified_end_to_end(user_checkpoint, tmp
     assert f"weights_sha256: {weights_sha256(pos)}" in text and "\nstrategy: gap\n" in text
     rc, out, err = run("check", str(lean_files[0]), "--json")
     assert rc == 0 and json.loads(out)["ok"] is True, (out, err)
+
+
+def subparsers():
+    import argparse
+    from certify.cli import build_parser
+    action = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return action.choices
+
+
+def test_every_argument_has_help():
+    missing = [(name, a.option_strings or a.dest) for name, sp in subparsers().items()
+               for a in sp._actions if not a.help]
+    assert not missing
+
+
+@pytest.mark.parametrize("command", ["check", "strategies", "report"])
+def test_commands_list_only_options_they_use(command):
+    options = {o for a in subparsers()[command]._actions for o in a.option_strings}
+    assert not options & {"--k", "--d-vocab", "--models-dir", "--d-model", "--preset"}

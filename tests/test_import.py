@@ -184,3 +184,52 @@ def test_nan_weight_is_named(tmp_path):
     p, c = write(tmp_path, tl_state(w), tl_config())
     with pytest.raises(ModelError, match="W_K: contains NaN"):
         import_model(p, c)
+
+
+def test_checkpoint_with_transformer_lens_numpy_scalars_loads(tmp_path):
+    """torch.save({"state_dict": sd, "config": model.cfg.to_dict()}): TransformerLens's raw
+    to_dict() holds np.float64 (attn_scale, initializer_range) and a torch.float32 dtype."""
+    import numpy as np
+    w = random_model(SMALL, 3)
+    raw = tl_config(attn_scale=np.float64(math.sqrt(SMALL.d_head)), initializer_range=np.float64(0.1),
+                    dtype=torch.float32, n_devices=np.int64(1))
+    p, _ = write(tmp_path, {"state_dict": tl_state(w), "config": raw}, name="model.pt")
+    imp = import_model(p)
+    assert imp.assumptions == () and all(torch.equal(w[k], imp.weights[k]) for k in w)
+    # the same config as a JSON file agrees by value ("torch.float32" and torch.float32)
+    c = tmp_path / "cfg.json"
+    c.write_text(json.dumps(tl_config()))
+    assert import_model(p, c).cfg == SMALL
+    c.write_text(json.dumps(tl_config(initializer_range=0.2)))
+    with pytest.raises(ModelError, match="differs"):
+        import_model(p, c)
+
+
+def test_numpy_values_other_than_plain_scalars_are_refused(tmp_path):
+    import numpy as np
+    p, _ = write(tmp_path, {"state_dict": tl_state(random_model(SMALL, 3)),
+                            "config": tl_config(attn_scale=np.complex128(1j))}, name="model.pt")
+    with pytest.raises(ModelError, match="(?i)pickled object of type numpy.*complex128"):
+        import_model(p)
+
+
+def test_random_bytes_are_not_called_pickled_objects(tmp_path):
+    p = tmp_path / "random.pt"
+    p.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ModelError, match="not a readable torch checkpoint") as err:
+        import_model(p)
+    assert "pickled" not in str(err.value) and "whole model" not in str(err.value)
+
+
+def test_a_refused_object_is_named_by_type(tmp_path):
+    torch.save(torch.nn.Linear(2, 2), tmp_path / "module.pt")
+    with pytest.raises(ModelError, match=r"torch\.nn\.modules\.linear\.Linear \(a whole model"):
+        import_model(tmp_path / "module.pt")
+
+
+def test_the_source_is_the_path_as_given_and_safe_in_a_lean_comment():
+    from pathlib import Path
+    from certify.modelio.importers import recorded_source
+    assert recorded_source(Path("../models/my model.pt")) == "../models/my model.pt"
+    tricky = recorded_source(Path("a-/b/-c\n.pt"))
+    assert "-/" not in tricky and "/-" not in tricky and "\n" not in tricky

@@ -19,7 +19,7 @@ from ..modelio.config import Config
 from ..proofs import paper_cost
 from ..proofs.paper_subcubic import Tricks
 from ..proofs.strategies import aliases
-from .report import pareto, read_rows
+from .report import finish_legend, pareto, read_rows, scatter_families, style_log_cost_axis
 
 # published Max-of-4 figures (bound / accuracy, mean +- std over the 151 seeds; the
 # best variant of each group per seed)
@@ -30,12 +30,6 @@ PAPER_GROUPS = {
     "subcubic (attention-quadratic)": "0.316 +- 0.037",
     "subcubic (attention-quadratic, direct-quadratic)": "0.283 +- 0.037",
 }
-COLOURS = {"bruteforce": "black", "cubic": "tab:red", "gap (ours)": "tab:gray",
-           "subcubic": "tab:blue", "subcubic (direct-quadratic)": "tab:orange",
-           "subcubic (attention-d_vocab d_model^2)": "tab:green",
-           "subcubic (attention-d_vocab d_model^2, direct-quadratic)": "tab:olive",
-           "subcubic (attention-quadratic)": "tab:purple",
-           "subcubic (attention-quadratic, direct-quadratic)": "tab:pink"}
 
 
 def group_of(name: str) -> str:
@@ -103,20 +97,16 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     fig, ax = plt.subplots(figsize=(8, 5))
-    for g, colour in COLOURS.items():
-        rs = [r for r in rows if r["group"] == g]
-        if rs:
-            ax.scatter([r["paper_flops"] for r in rs], [r["ratio"] for r in rs], s=10, alpha=0.5, color=colour,
-                       label=g)
+    scatter_families(ax, rows, [r["paper_flops"] for r in rows], [r["ratio"] for r in rows], 10)
     pts = [(r["paper_flops"], r["ratio"]) for r in rows]
     fr = sorted(pareto(pts), key=lambda i: pts[i][0])
-    ax.plot([pts[i][0] for i in fr], [pts[i][1] for i in fr], "k--", lw=1, label="Pareto frontier")
-    ax.set_xscale("log")
+    ax.plot([pts[i][0] for i in fr], [pts[i][1] for i in fr], "k--", lw=1, label="Pareto frontier", zorder=20)
+    style_log_cost_axis(ax)
     ax.set_xlabel("proof cost: FLOPs in the paper's measure (log)")
     ax.set_ylabel("certified bound / exhaustive accuracy")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=6, loc="lower right")
+    finish_legend(ax, fontsize=6, loc="lower right")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

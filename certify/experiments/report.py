@@ -59,12 +59,59 @@ def cost(r: dict) -> float:
     return float(v) if v not in (None, "", "None") else float(r["flops"])
 
 
+GAP_VARIANTS = "gap variants (ours)"
+# One colour per strategy family, shared by every plot (docs/report and docs/paper), so
+# that a strategy looks the same wherever it is drawn. Drawn in this order (last on top).
+COLOURS = {"subcubic": "tab:blue", "subcubic (direct-quadratic)": "tab:orange",
+           "subcubic (attention-d_vocab d_model^2)": "tab:green",
+           "subcubic (attention-d_vocab d_model^2, direct-quadratic)": "tab:olive",
+           "subcubic (attention-quadratic)": "tab:purple",
+           "subcubic (attention-quadratic, direct-quadratic)": "tab:pink",
+           GAP_VARIANTS: "tab:gray", "bruteforce": "black", "cubic": "tab:red", "gap": "tab:cyan"}
+MARKERS = {"bruteforce": "s", "cubic": "D", "gap": "*"}  # the three stand-alone proofs stand out
+
+
+def plot_key(strategy: str, group: str | None) -> str:
+    """The colour key: the paper's group for its variants, one key for our gap variants,
+    else the strategy itself."""
+    if strategy.startswith("gap/"):
+        return GAP_VARIANTS
+    if group and strategy.startswith("subcubic/"):
+        return group
+    return strategy
+
+
 def family(r: dict) -> str:
-    """The colour key of a row: the paper's group for its variants, else the family."""
-    if r.get("group"):
-        return r["group"]
-    name = r["strategy"]
-    return "gap family (ours)" if name.startswith("gap/") else name
+    return plot_key(r["strategy"], r.get("group"))
+
+
+def style_log_cost_axis(ax) -> None:
+    """Log x axis labelled at 1, 2 and 5 times each power of ten (the points of one
+    configuration sit within a decade or two: 2-5e6 must carry labels)."""
+    from matplotlib import ticker
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:.0e}".replace("e+0", "e").replace("e+", "e")))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.tick_params(axis="x", labelsize=7)
+
+
+def scatter_families(ax, rows: list[dict], xs: list[float], ys: list[float], size: float) -> None:
+    """Each family in its shared colour; the stand-alone proofs on top, with opaque legend markers."""
+    keys = [family(r) for r in rows]
+    order = [k for k in COLOURS if k in keys] + sorted(set(keys) - set(COLOURS))
+    for z, k in enumerate(order):
+        idx = [i for i, key in enumerate(keys) if key == k]
+        big = k in MARKERS
+        ax.scatter([xs[i] for i in idx], [ys[i] for i in idx], s=size * (4 if big else 1), alpha=0.9 if big else 0.5,
+                   color=COLOURS.get(k, "tab:brown"), marker=MARKERS.get(k, "o"), label=k, zorder=3 + z,
+                   edgecolors="k" if big else "none", linewidths=0.4)
+
+
+def finish_legend(ax, **kw) -> None:
+    leg = ax.legend(**kw)
+    for h in leg.legend_handles:
+        h.set_alpha(1.0)
 
 
 def markdown(rows: list[dict]) -> str:
@@ -88,21 +135,16 @@ def plot(rows: list[dict], out_dir: Path) -> list[Path]:
            for r in rows]
     front = set(pareto(pts))
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    names = sorted({family(r) for r in rows})
-    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-    colors = {n: cmap(i % cmap.N) for i, n in enumerate(names)}
-    for n in names:
-        idx = [i for i, r in enumerate(rows) if family(r) == n]
-        ax.scatter([pts[i][0] for i in idx], [pts[i][1] for i in idx], s=14, alpha=0.6, color=colors[n], label=n)
+    scatter_families(ax, rows, [p[0] for p in pts], [p[1] for p in pts], 14)
     fr = sorted(front, key=lambda i: pts[i][0])
-    ax.plot([pts[i][0] for i in fr], [pts[i][1] for i in fr], "k--", lw=1, label="Pareto frontier")
-    ax.scatter([pts[i][0] for i in fr], [pts[i][1] for i in fr], s=40, facecolors="none", edgecolors="k")
-    ax.set_xscale("log")
+    ax.plot([pts[i][0] for i in fr], [pts[i][1] for i in fr], "k--", lw=1, label="Pareto frontier", zorder=20)
+    ax.scatter([pts[i][0] for i in fr], [pts[i][1] for i in fr], s=40, facecolors="none", edgecolors="k", zorder=21)
+    style_log_cost_axis(ax)
     ax.set_xlabel("proof cost (FLOPs, the paper's measure)")
     ax.set_ylabel("certified bound / exhaustive accuracy")
     ax.set_title("Max-of-K: bound vs proof cost")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="center right", fontsize=7)
+    finish_legend(ax, loc="center right", fontsize=7)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / "pareto.png", out_dir / "pareto.svg"]
     for p in paths:

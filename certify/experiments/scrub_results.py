@@ -195,6 +195,7 @@ def plot(ps: list[Pair], out_dir: Path) -> list[Path]:
         ax.set_xlabel("bound / accuracy", fontsize=7)
         ax.set_ylabel("% loss recovered", fontsize=7)
         ax.tick_params(labelsize=6)
+        ax.ticklabel_format(axis="both", style="plain", useOffset=False)  # values as they are, no "+1e-3"
         ax.grid(True, alpha=0.3)
     for ax in axes.ravel()[len(hs):]:
         ax.axis("off")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -27,7 +28,12 @@ from .kernel_cost import NAT_STEPS, heartbeat_budget, legacy_heartbeat_budget, o
 from ..modelio.digest import WEIGHT_NAMES, weights_sha256_arrays
 from ..modelio.files import atomic_write_text
 
-TEMPLATES = Path(__file__).resolve().parent / "templates"  # package data
+# The jinja2 templates live at the repository's top level (templates/, as the design card
+# lays out); a wheel maps them into this package (pyproject: package-dir), so an installed
+# package finds them beside this file and a checkout finds them at the top.
+_HERE = Path(__file__).resolve().parent
+TEMPLATES = next((d for d in (_HERE / "templates", _HERE.parents[1] / "templates") if (d / "certificate.lean.j2").is_file()),
+                 _HERE / "templates")
 _CHECKOUT_LEAN = Path(__file__).resolve().parents[2] / "lean"
 # the Lake project of this checkout; for an installed package, ./lean
 LEAN_DIR = _CHECKOUT_LEAN if (_CHECKOUT_LEAN / "lakefile.toml").exists() else Path("lean")
@@ -320,6 +326,28 @@ def ensure_lean_project(lean_dir: Path) -> None:
     for f in PROJECT_FILES:
         (lean_dir / f).parent.mkdir(parents=True, exist_ok=True)
         (lean_dir / f).write_bytes((_CHECKOUT_LEAN / f).read_bytes())
+
+
+def check_lean_dir_writable(lean_dir: Path) -> None:
+    """Before any proof: the certificate can be written into `lean_dir` (a Lake project,
+    or a new or empty directory that will become one), so a read-only or foreign
+    directory fails at once, not after minutes of proofs."""
+    is_project = all((lean_dir / f).is_file() for f in PROJECT_FILES)
+    if lean_dir.exists() and not is_project and (not lean_dir.is_dir() or any(lean_dir.iterdir())):
+        ensure_lean_project(lean_dir)  # refuses a foreign directory (writes nothing)
+    target = lean_dir
+    for d in (lean_dir / "MaxKCert" / "Certs", lean_dir / "MaxKCert", lean_dir, *lean_dir.absolute().parents):
+        if d.exists():
+            target = d
+            break
+    if not target.is_dir():
+        raise CertificateError(f"--lean-dir {lean_dir}: {target} is not a directory")
+    try:  # a real write: permissions, read-only mounts and quotas all show here
+        with tempfile.TemporaryFile(dir=target):
+            pass
+    except OSError as err:
+        raise CertificateError(f"--lean-dir {lean_dir}: cannot write in {target} ({err.strerror or err}); "
+                               "give a writable directory") from None
 
 
 def refuse_other_weights(lean_path: Path, sha256: str) -> None:

@@ -137,23 +137,73 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
     if path.stat().st_size == 0:
         raise ModelError(f"{path}: the file is empty")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(numpy_scalar_globals()):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any loader failure is a bad file; no pickle code runs
-        text = str(err)
-        if "Weights only load failed" in text or "weights_only" in text:
-            raise ModelError(f"{path}: this file holds pickled Python objects (a whole model?), which are "
-                             "never loaded (they could run code). Save the weights instead: "
-                             "torch.save(model.state_dict(), 'model.pt') or safetensors") from None
-        first = (text.splitlines() or [""])[0].split(". ")[0][:160]
-        raise ModelError(f"{path}: not a readable torch checkpoint: truncated, or not a file written by "
-                         f"torch.save ({type(err).__name__}{': ' + first if first else ''})") from None
+        raise ModelError(refused_checkpoint_message(path, str(err), type(err).__name__)) from None
     if not isinstance(obj, dict):
         raise ModelError(f"{path}: expected a state dict, got {type(obj).__name__}; save model.state_dict()")
     nested = [k for k in STATE_DICT_KEYS if isinstance(obj.get(k), dict)]
     if nested:
         config = next((obj[k] for k in CONFIG_KEYS if isinstance(obj.get(k), dict)), None)
-        return obj[nested[0]], config
+        return obj[nested[0]], None if config is None else plain_config(config, path)
     return obj, None
+
+
+# TransformerLens's raw cfg.to_dict() holds numpy scalars (attn_scale, initializer_range
+# are np.float64): `torch.save({"state_dict": sd, "config": model.cfg.to_dict()})` is the
+# natural way to write a checkpoint. torch's weights_only unpickler is told to allow the
+# numpy scalar reconstructor and dtypes (never a full unpickle: no other class, no code),
+# and `plain_config` then refuses any numpy value that is not one of these plain scalars.
+NUMPY_SCALARS = ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
+
+
+def numpy_scalar_globals() -> list:
+    import numpy as np
+    try:
+        from numpy._core.multiarray import scalar  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import scalar
+    return [scalar, np.dtype, *(type(np.dtype(t)) for t in NUMPY_SCALARS)]
+
+
+def plain_config(config: Any, path: Path) -> Any:
+    """The embedded config as the JSON file would hold it: numpy scalars as numbers,
+    torch dtypes as their names ("torch.float32"), tuples as lists; anything else
+    from numpy is refused by name."""
+    import numpy as np
+    if isinstance(config, dict):
+        return {k: plain_config(v, path) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return [plain_config(v, path) for v in config]
+    if isinstance(config, np.generic):
+        if config.dtype.name not in NUMPY_SCALARS:
+            raise ModelError(f"{path}: the config holds a numpy {type(config).__name__} value, not a plain number")
+        return config.item()
+    if isinstance(config, np.ndarray | np.dtype):
+        raise ModelError(f"{path}: the config holds a numpy {type(config).__name__}, not a plain number")
+    if isinstance(config, (torch.dtype, torch.device)):
+        return str(config)
+    return config
+
+
+def refused_checkpoint_message(path: Path, text: str, err_type: str) -> str:
+    """Why torch.load refused the file, naming the refused type where there is one."""
+    refused = (re.search(r"Unsupported global: GLOBAL (\S+)", text)
+               or re.search(r"but got <class '([^']+)'>", text))
+    if refused:
+        name = refused.group(1)
+        hint = (" (a whole model: save model.state_dict() instead)" if ".nn." in name or "transformer_lens" in name
+                else "")
+        return (f"{path}: this file holds a pickled object of type {name}{hint}, which is never loaded (it "
+                "could run code); a checkpoint may hold tensors, numbers, strings, lists and dicts. Save "
+                "torch.save(model.state_dict(), 'model.pt') or safetensors")
+    first = (text.splitlines() or [""])[0].split(". ")[0][:160]
+    if "Weights only load failed" in text:
+        why = re.search(r"WeightsUnpickler error: \s*(.+)", text)
+        first = why.group(1).strip()[:160] if why else first
+    return (f"{path}: not a readable torch checkpoint: truncated, corrupted, or not a file written by "
+            f"torch.save ({err_type}{': ' + first if first else ''})")
 
 
 def read_config(path: Path) -> dict:
@@ -341,7 +391,7 @@ def _as_float(v: Any) -> float | None:
 class ImportedModel:
     cfg: Config
     weights: Weights
-    source: str  # the file's name
+    source: str  # the checkpoint's path as given (`recorded_source`)
     format: str
     assumptions: tuple[str, ...] = field(default=())
 
@@ -353,7 +403,7 @@ def import_model(path: Path, config_path: Path | None = None, assume_architectur
     """Read, check and convert a user's checkpoint into exact float32 weights."""
     state, embedded_config = read_checkpoint(path)
     config = read_config(config_path) if config_path else None
-    if config is not None and embedded_config is not None and config != embedded_config:
+    if config is not None and embedded_config is not None and plain_config(config, path) != embedded_config:
         raise ModelError(f"{path}: the checkpoint holds a config that differs from {config_path}; give one")
     config = config if config is not None else embedded_config
     state = strip_prefix(dict(state))
@@ -382,13 +432,15 @@ def import_model(path: Path, config_path: Path | None = None, assume_architectur
         check_sizes(config, cfg)
     validate_weights(cfg, weights)
     assumptions = () if config is not None else (ASSUMED,)
-    return ImportedModel(cfg, weights, safe_file_name(path.name), fmt.name, assumptions)
+    return ImportedModel(cfg, weights, recorded_source(path), fmt.name, assumptions)
 
 
-def safe_file_name(name: str) -> str:
-    """The source file's name as recorded in results and certificate headers: letters,
-    digits and . _ + - only (a header line cannot then end a Lean comment or a line)."""
-    return re.sub(r"[^A-Za-z0-9._+-]", "_", name)[:120] or "_"
+def recorded_source(path: Path) -> str:
+    """The checkpoint's path as the user gave it, for results and certificate headers:
+    printable ASCII only, and no '/-' or '-/' (a header line can then neither break a line
+    nor open or close a Lean comment); at most its last 200 characters."""
+    text = re.sub(r"[^\x20-\x7e]", "_", str(path)).replace("/-", "/_").replace("-/", "_/")
+    return (text if len(text) <= 200 else "..." + text[-197:]) or "_"
 
 
 def config_from_weights(weights: Weights) -> Config:

@@ -11,12 +11,12 @@ from pathlib import Path
 
 from ..proofs.bruteforce import BruteForceResult, bruteforce
 from ..proofs.exact import path_tables
+from .files import DEFAULT_MODELS_DIR, model_ref_is_path, require_file
 from .model import Config, ModelError, Weights
 from .train import TrainParams, train, training_environment
 from .weights import load_model, save_model, weights_sha256
 
 BRUTEFORCE_LIMIT = 1 << 26  # exhaustive accuracy only where d_vocab^K is at most this
-DEFAULT_MODELS_DIR = Path("models")
 # Canonical weights shipped with the package: the 151 paper seeds (Max-of-4, d_vocab 64)
 # and, under archive/, the model behind every committed certificate. Every machine
 # certifies these, whatever bits its own training would give.
@@ -81,23 +81,17 @@ def bruteforce_meta(result: BruteForceResult) -> dict:
             "exact_path_inputs": result.exact_path_inputs}
 
 
-def exhaustive_meta(cfg: Config, weights: Weights) -> dict | None:
+def exhaustive_meta(cfg: Config, weights: Weights, progress: bool = False) -> dict | None:
     """The certified exhaustive count where it is in reach (else None)."""
     if cfg.d_vocab ** cfg.n_ctx <= BRUTEFORCE_LIMIT:
-        return bruteforce_meta(bruteforce(path_tables(weights)))
+        return bruteforce_meta(bruteforce(path_tables(weights), progress))
     return None
 
 
-def check_models_dir(models_dir: Path) -> None:
-    """A --models-dir that does not exist is a typo, not a request to retrain everything."""
-    if models_dir != DEFAULT_MODELS_DIR and not models_dir.is_dir():
-        raise ModelError(f"--models-dir {models_dir}: no such directory (create it first if you mean a new "
-                         f"model store; the default is {DEFAULT_MODELS_DIR}/)")
-
-
 def get_model(cfg: Config, seed: int, models_dir: Path, params: TrainParams = TrainParams(),
-              log=lambda msg: print(msg, file=sys.stderr)) -> StoredModel:
-    """The shipped model, else the cached one, else train it (and record its accuracy)."""
+              log=lambda msg: print(msg, file=sys.stderr), progress: bool = False) -> StoredModel:
+    """The shipped model, else the cached one, else train it (and record its accuracy);
+    progress: bars on stderr for the training and the exhaustive count (the CLI's)."""
     shipped = shipped_model(cfg, seed)
     if shipped is not None:
         return shipped
@@ -108,9 +102,9 @@ def get_model(cfg: Config, seed: int, models_dir: Path, params: TrainParams = Tr
             raise ModelError(f"{stem}: cached model does not match config {cfg} / seed {seed}")
         return StoredModel(cfg, seed, weights, meta, stem)
     log(f"training seed {seed} ({cfg.d_vocab=}, K={cfg.n_ctx}, {params.steps} steps)...")
-    weights, loss = train(cfg, seed, params)
+    weights, loss = train(cfg, seed, params, progress=progress)
     meta = {"seed": seed, "training": params.to_dict(), "final_loss": loss,
-            "trained_with": training_environment(), "exhaustive": exhaustive_meta(cfg, weights)}
+            "trained_with": training_environment(), "exhaustive": exhaustive_meta(cfg, weights, progress)}
     save_model(stem, cfg, weights, meta)
     return StoredModel(cfg, seed, weights, load_model(stem)[2], stem)
 
@@ -141,7 +135,7 @@ def retrain_against_shipped(cfg: Config, seed: int, params: TrainParams = TrainP
     shipped = shipped_model(cfg, seed)
     assert shipped is not None
     log(f"training seed {seed} to compare with the shipped model ({params.steps} steps)...")
-    weights, loss = train(cfg, seed, params)
+    weights, loss = train(cfg, seed, params, progress=True)
     local = weights_sha256(weights)
     return {"shipped_sha256": shipped.sha256, "local_sha256": local, "identical": local == shipped.sha256,
             "final_loss": loss, "trained_with": training_environment(),
@@ -241,9 +235,6 @@ def user_model(ref: str, models_dir: Path, config_path: Path | None, assume_arch
         meta = {"seed": None, "name": None, "source": imp.source, "format": imp.format,
                 "assumptions": list(imp.assumptions), "sha256": weights_sha256(imp.weights)}
         return StoredModel(imp.cfg, None, imp.weights, meta, None)
-    if path.is_dir():
-        raise ModelError(f"--model {ref}: is a directory; give the checkpoint file (or an imported model's "
-                         "id or name)")
-    if config_path is not None or assume_architecture or "/" in ref or path.suffix in (".pt", ".pth", ".safetensors"):
-        raise ModelError(f"--model {ref}: file not found")
+    if model_ref_is_path(ref, config_path is not None or assume_architecture):
+        require_file(path, "checkpoint", f"--model {ref}")
     return find_imported(models_dir, ref)

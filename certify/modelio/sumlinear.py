@@ -121,8 +121,8 @@ def decode_inputs(idx: torch.Tensor, cfg: SumLinearConfig) -> torch.Tensor:
     return torch.stack(toks[::-1], dim=1)
 
 
-def train(cfg: SumLinearConfig, seed: int, params: SumLinearTrainParams = SumLinearTrainParams()
-          ) -> tuple[Weights, float]:
+def train(cfg: SumLinearConfig, seed: int, params: SumLinearTrainParams = SumLinearTrainParams(),
+          progress: bool = False) -> tuple[Weights, float]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -133,9 +133,11 @@ def train(cfg: SumLinearConfig, seed: int, params: SumLinearTrainParams = SumLin
         n = int(total * params.subset_fraction)
         subset = torch.randperm(total, generator=gen)[:n]
         loss_value = float("nan")
-        for _ in range(params.epochs):
+        from ..progress import steps
+        for epoch in range(params.epochs):
             order = subset[torch.randperm(n, generator=gen)]
-            for k in range(0, n, params.batch_size):
+            for k in steps(range(0, n, params.batch_size), f"train sum-linear seed {seed}, epoch {epoch + 1}/"
+                           f"{params.epochs}", progress, unit="batch"):
                 toks = decode_inputs(order[k:k + params.batch_size], cfg)
                 loss = torch.nn.functional.cross_entropy(forward_logits(w, toks), toks.max(dim=1).values)
                 opt.zero_grad(set_to_none=True)
@@ -188,7 +190,7 @@ def load(stem: Path) -> StoredSumLinear:
 
 
 def get_model(cfg: SumLinearConfig, seed: int, models_dir: Path,
-              log=lambda msg: print(msg, file=sys.stderr)) -> StoredSumLinear:
+              log=lambda msg: print(msg, file=sys.stderr), progress: bool = False) -> StoredSumLinear:
     """The cached model of (config, seed), else trained and stored."""
     stem = model_stem(models_dir, cfg, seed)
     if stem.with_suffix(".json").exists() and stem.with_suffix(".safetensors").exists():
@@ -198,7 +200,7 @@ def get_model(cfg: SumLinearConfig, seed: int, models_dir: Path,
         return m
     log(f"training sum-linear seed {seed} (d_vocab={cfg.d_vocab}, K={cfg.n_ctx}, d_model={cfg.d_model})...")
     params = SumLinearTrainParams()
-    weights, loss = train(cfg, seed, params)
+    weights, loss = train(cfg, seed, params, progress=progress)
     from .train import training_environment
     save(stem, cfg, weights, {"seed": seed, "arch": ARCH, "training": params.to_dict(), "final_loss": loss,
                               "trained_with": training_environment()})

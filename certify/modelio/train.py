@@ -58,10 +58,8 @@ def train(cfg: Config, seed: int, params: TrainParams = TrainParams(),
         opt = torch.optim.AdamW(list(params_t.values()), lr=params.lr,
                                 betas=(params.beta1, params.beta2),
                                 weight_decay=params.weight_decay)
-        steps = range(params.steps)
-        if progress:
-            from tqdm import tqdm
-            steps = tqdm(steps, desc=f"train seed {seed}", leave=False)
+        from ..progress import steps as progress_steps
+        steps = progress_steps(range(params.steps), f"train seed {seed}", progress, unit="step")
         loss_value = float("nan")
         for _ in steps:
             tokens = torch.randint(0, cfg.d_vocab, (params.batch_size, cfg.n_ctx), generator=gen)

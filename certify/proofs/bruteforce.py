@@ -233,9 +233,10 @@ def float_tables(tables: PathTables) -> FloatTables:
     return FloatTables(att, EP, eupu, B, flops)
 
 
-def bruteforce(tables: PathTables) -> BruteForceResult:
+def bruteforce(tables: PathTables, progress: bool = False) -> BruteForceResult:
     """Certified count of correct inputs over all d_vocab^K inputs, one query token q
-    at a time (so that only G[q] and Y[q], O(d_vocab^2 K), are ever held)."""
+    at a time (so that only G[q] and Y[q], O(d_vocab^2 K), are ever held; progress: a bar on stderr)."""
+    from ..progress import steps
     check_exhaustive_in_reach(tables.PVOU.shape[1], tables.PVOU.shape[0])
     t0 = time.perf_counter()
     ft = float_tables(tables)
@@ -259,7 +260,7 @@ def bruteforce(tables: PathTables) -> BruteForceResult:
     rescale = att.needs_rescaling
     correct = 0
     ambiguous: list[np.ndarray] = []
-    for q in range(d_vocab):
+    for q in steps(range(d_vocab), "exhaustive count", progress, total=d_vocab, unit="query"):
         G_flat = ft.G(q).ravel()  # index (i * d + t) * d + m
         Yq = None  # built only if some input needs the full check
         mant_q, expo_q = att.mant[q].ravel(), att.expo[q].ravel()

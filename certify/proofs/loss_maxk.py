@@ -32,17 +32,24 @@ U = 2.0 ** -53
 LOSS_BLOCK = 1 << 14  # inputs per vectorised block (a [block, d_vocab] logit array)
 
 
-def input_blocks(d_vocab: int, n_ctx: int, block: int = LOSS_BLOCK):
-    """All d_vocab^K inputs, lexicographically, as int64 arrays [n, K] of at most ~block rows."""
+def head_length(d_vocab: int, n_ctx: int, block: int = LOSS_BLOCK) -> int:
+    """h: the first h tokens are looped over, the rest (at most ~block inputs) vectorised."""
     h = 0
     while n_ctx - h > 1 and d_vocab ** (n_ctx - h) > block:
         h += 1
+    return h
+
+
+def input_blocks(d_vocab: int, n_ctx: int, block: int = LOSS_BLOCK):
+    """All d_vocab^K inputs, lexicographically, as int64 arrays [n, K] of at most ~block rows
+    (d_vocab^h of them, h = head_length)."""
+    h = head_length(d_vocab, n_ctx, block)
     tail = np.indices([d_vocab] * (n_ctx - h)).reshape(n_ctx - h, -1).T
     for head in np.ndindex(*([d_vocab] * h)):
         yield np.concatenate([np.broadcast_to(np.array(head, dtype=np.int64), (len(tail), h)), tail], axis=1)
 
 
-def bruteforce_loss(tables: PathTables) -> LossResult:
+def bruteforce_loss(tables: PathTables, progress: bool = False) -> LossResult:
     """The mean loss over every input, enclosed (float64 with an a-priori error bound).
 
     Logit error (per input): the attention weights are upper bounds v_i with true values
@@ -63,7 +70,9 @@ def bruteforce_loss(tables: PathTables) -> LossResult:
     base_delta = ft.B * (1.02 * att.rho + (2 * K + 10) * U)
     losses, errs = [], []
     flops = ft.flops
-    for toks in input_blocks(d, K):
+    from ..progress import steps
+    for toks in steps(input_blocks(d, K), "exact mean loss", progress, total=d ** head_length(d, K),
+                      unit="block"):
         q, m = toks[:, -1], toks.max(axis=1)
         if rescale:
             mants = [att.mant[q, i, toks[:, i]] for i in range(K)]
@@ -300,7 +309,8 @@ def resolve_loss(names: str) -> list[str]:
     return out
 
 
-def prove_loss_many(cfg, weights, names: list[str], on_error: str = "raise") -> list[LossResult]:
+def prove_loss_many(cfg, weights, names: list[str], on_error: str = "raise", progress: bool = False
+                    ) -> list[LossResult]:
     """Loss proofs for one Max-of-K model; the brute force (when in reach, d^K <= 2^31) is
     run once and gives every result its exact mean, hence its ratio."""
     from .bruteforce import EXHAUSTIVE_MAX
@@ -310,7 +320,7 @@ def prove_loss_many(cfg, weights, names: list[str], on_error: str = "raise") -> 
     exact_result: LossResult | Exception | None = None
     if cfg.d_vocab ** cfg.n_ctx <= EXHAUSTIVE_MAX:
         try:
-            exact_result = bruteforce_loss(p.tables)
+            exact_result = bruteforce_loss(p.tables, progress)
         except Exception as err:  # noqa: BLE001 - the brute force's own failure; the others still run
             if on_error == "raise":
                 raise
@@ -324,7 +334,8 @@ def prove_loss_many(cfg, weights, names: list[str], on_error: str = "raise") -> 
     runs = {"bruteforce": brute, "cubic": lambda: cubic_loss(p, exact),
             "gap": lambda: gap_loss(p, "gap", exact), "subcubic": lambda: gap_loss(p, "subcubic", exact)}
     out = []
-    for name in names:
+    from ..progress import steps
+    for name in steps(names, "loss proofs", progress, unit="proof"):
         try:
             r = runs[name]()
             if r is None:

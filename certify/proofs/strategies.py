@@ -221,21 +221,35 @@ def resolve(names: str) -> list[str]:
         return strategy_names()
     out = [registry.canonical(n.strip()) for n in names.split(",") if n.strip()]
     unknown = [n for n in out if n not in STRATEGIES]
-    if unknown or not out:
-        raise ValueError(f"unknown strategy {', '.join(unknown) or names!r}; known: {', '.join(STRATEGIES)}, all")
+    if not out:
+        raise ValueError(f"no strategy named in {names!r}; `certify strategies` lists them ({len(STRATEGIES)})")
+    if unknown:
+        raise ValueError(unknown_strategy_message(unknown[0]))
     return out
 
 
+def unknown_strategy_message(name: str) -> str:
+    """One short line: the three closest names, not the whole list (116 names, 8 kB)."""
+    import difflib
+    known = [*STRATEGIES, *registry.ALIASES, "all"]
+    close = difflib.get_close_matches(name, known, n=3)
+    hint = f"closest: {', '.join(close)}; " if close else ""
+    return f"unknown strategy {name!r}; {hint}`certify strategies` lists all {len(STRATEGIES)}"
+
+
+
 def prove_many(cfg: Config, weights: Weights, strategies: list[str],
-               accuracy: float | None = None, on_error: str = "raise") -> list[ProofResult]:
+               accuracy: float | None = None, on_error: str = "raise", progress: bool = False) -> list[ProofResult]:
     """Several strategies on one model, sharing the exact tables and the transcription.
 
     on_error="record": a strategy that raises becomes a result with `error` set (and
     count 0, a trivially true bound), so one failure does not lose the others.
+    progress: a bar on stderr (the CLI's; sweep workers stay quiet).
     """
+    from ..progress import steps
     p = ProofInput(cfg, weights, path_tables(weights), accuracy)
     results = []
-    for name in map(registry.canonical, strategies):
+    for name in steps(list(map(registry.canonical, strategies)), "proofs", progress, unit="strategy"):
         try:
             results.append(STRATEGIES[name](p))
         except Exception as err:  # noqa: BLE001 - recorded per strategy, re-raised on request

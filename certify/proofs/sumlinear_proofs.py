@@ -144,7 +144,7 @@ def _prefix_products(tab: LogitTable, prefixes: np.ndarray) -> np.ndarray:
     return P
 
 
-def bruteforce_loss(tab: LogitTable) -> LossResult:
+def bruteforce_loss(tab: LogitTable, progress: bool = False) -> LossResult:
     """The exact mean over every input, enclosed (module docstring)."""
     d, K = tab.d_vocab, tab.n_ctx
     check_exhaustive_in_reach(d, K)
@@ -152,7 +152,8 @@ def bruteforce_loss(tab: LogitTable) -> LossResult:
     prefixes = np.indices([d] * (K - 1)).reshape(K - 1, -1).T
     losses, errs = [], []
     last = np.arange(d)[None, :]
-    for k in range(0, len(prefixes), ROW_BLOCK):
+    from ..progress import steps
+    for k in steps(range(0, len(prefixes), ROW_BLOCK), "sum-linear exact mean loss", progress, unit="block"):
         pre = prefixes[k:k + ROW_BLOCK]
         Z = _prefix_products(tab, pre) @ tab.X.T  # [prefix, last token]
         m = np.maximum(pre.max(axis=1)[:, None], last)
@@ -337,13 +338,14 @@ def correct_mask(tab: LogitTable, weights, toks: np.ndarray) -> np.ndarray:
     return out
 
 
-def bruteforce_accuracy(tab: LogitTable, weights) -> tuple[int, int, float]:
+def bruteforce_accuracy(tab: LogitTable, weights, progress: bool = False) -> tuple[int, int, float]:
     """(correct, total, seconds) over every input."""
     d, K = tab.d_vocab, tab.n_ctx
     check_exhaustive_in_reach(d, K)
     t0 = time.perf_counter()
     correct = 0
-    for k in range(0, d ** K, 1 << 20):
+    from ..progress import steps
+    for k in steps(range(0, d ** K, 1 << 20), "sum-linear brute force", progress, unit="block"):
         idx = np.arange(k, min(k + (1 << 20), d ** K))
         toks = np.stack([(idx // d ** (K - 1 - i)) % d for i in range(K)], axis=1)
         correct += int(correct_mask(tab, weights, toks).sum())
@@ -376,7 +378,7 @@ def resolve(names: str, metric: str) -> list[str]:
     return out
 
 
-def prove_loss(weights, n_ctx: int, names: list[str]) -> list[LossResult]:
+def prove_loss(weights, n_ctx: int, names: list[str], progress: bool = False) -> list[LossResult]:
     """Loss proofs; the symmetry proof (the exact mean, fastest) gives every result its
     exact value and ratio."""
     tab = logit_table(weights, n_ctx)
@@ -384,7 +386,8 @@ def prove_loss(weights, n_ctx: int, names: list[str]) -> list[LossResult]:
     out = []
     for n in names:
         try:
-            r = exact if n == "symmetry" else LOSS_PROOFS[n](tab, exact.exact)
+            r = (exact if n == "symmetry" else bruteforce_loss(tab, progress) if n == "bruteforce"
+                 else LOSS_PROOFS[n](tab, exact.exact))
         except ValueError as err:  # out of reach (the brute force): recorded, the others still run
             out.append(LossResult.failed(n, str(err)))
             continue
@@ -394,11 +397,12 @@ def prove_loss(weights, n_ctx: int, names: list[str]) -> list[LossResult]:
     return out
 
 
-def prove_accuracy(weights, n_ctx: int, names: list[str]) -> list[dict]:
+def prove_accuracy(weights, n_ctx: int, names: list[str], progress: bool = False) -> list[dict]:
     tab = logit_table(weights, n_ctx)
     out = []
     for n in names:
-        correct, total, seconds = ACCURACY_PROOFS[n](tab, weights)
+        correct, total, seconds = (bruteforce_accuracy(tab, weights, progress) if n == "bruteforce"
+                                   else ACCURACY_PROOFS[n](tab, weights))
         d = tab.d_vocab
         evals = total if n == "bruteforce" else math.comb(d + n_ctx - 1, n_ctx)
         out.append({"strategy": n, "metric": "accuracy", "count": correct, "total": total, "bound": correct / total,

@@ -9,10 +9,11 @@ import numpy as np
 WEIGHT_NAMES = ("W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_U")
 
 
-def weights_sha256_arrays(arrays: dict[str, np.ndarray]) -> str:
-    """sha256 over WEIGHT_NAMES in order: name, shape, little-endian float32 bytes."""
+def weights_sha256_arrays(arrays: dict[str, np.ndarray], names: tuple[str, ...] | None = None) -> str:
+    """sha256 over `names` in order (default WEIGHT_NAMES, the Max-of-K weights; general
+    models pass their sorted parameter names): name, shape, little-endian float32 bytes."""
     h = hashlib.sha256()
-    for name in WEIGHT_NAMES:
+    for name in (WEIGHT_NAMES if names is None else names):
         a = np.ascontiguousarray(arrays[name], dtype="<f4")
         h.update(name.encode() + b"\0" + repr(list(a.shape)).encode() + b"\0")
         h.update(a.tobytes())

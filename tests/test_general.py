@@ -332,3 +332,10 @@ def test_cli_bad_task_input_is_one_clear_error(capsys):
     assert main(["bruteforce", "--model", m, "--config", c, "--task", "modular-addition", "--p", "113"]) == 2
     assert "d_vocab" in capsys.readouterr().err
 
+
+
+def test_an_exact_point_tie_is_wrong_in_the_interval_decision():
+    from certify.evaluation.evaluate import interval_decisions
+    logits = Iv.point(np.array([[1.0, 1.0, 0.0], [2.0, 1.0, 0.0]]))
+    correct, wrong = interval_decisions(logits, np.array([0, 0]))
+    assert list(correct) == [False, True] and list(wrong) == [True, False]

@@ -158,11 +158,11 @@ def case_maxk(seeds: int) -> dict:
     from certify.modelio.model import Config
     from certify.proofs.bruteforce import bruteforce
     from certify.proofs.exact import path_tables
-    from certify.modelio.seeds import PAPER_SEEDS
+    from certify.modelio.seeds import parse_seeds
     from certify.tasks import build_task
     cfg = Config()
     rows, t_general, t_brute = [], 0.0, 0.0
-    for seed in list(PAPER_SEEDS)[:seeds]:
+    for seed in parse_seeds("paper151")[:seeds]:
         m = shipped_model(cfg, seed)
         w = {k: v.numpy() for k, v in m.weights.items()}
         g = general_config({"n_layers": 1, "n_heads": 1, "d_model": cfg.d_model, "d_head": cfg.d_head,

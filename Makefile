@@ -1,6 +1,7 @@
 # make certify SEED=n [K=4] [STRATEGY=...] [LEAN=required]  - the main job
 # make certify MODEL=path CONFIG=path                        - the same for your own model
 #   (MODEL=path ASSUME=1: no config, the architecture is assumed and recorded)
+# make certify MODEL=path CONFIG=path TASK=name [TASK_ARGS="--p 113"] - a general model on a task
 # make test                                                  - the test suite (what CI runs)
 #
 # Python: inside an active virtual environment (VIRTUAL_ENV or CONDA_PREFIX) its python
@@ -17,6 +18,8 @@ VENV ?= .venv
 MODEL ?=
 CONFIG ?=
 ASSUME ?=
+TASK ?=
+TASK_ARGS ?=
 
 ifneq ($(origin PY),undefined)
   PY_SETUP :=
@@ -53,7 +56,7 @@ deps: $(STAMP)
 
 certify: $(STAMP)
 	@if [ -z "$(MODEL)" ] && [ -n "$(CONFIG)$(ASSUME)" ]; then echo "make: CONFIG= and ASSUME= go with MODEL=path (your model's checkpoint)" >&2; exit 2; fi
-	$(PY) -m certify run $(MODEL_ARGS) --strategy $(STRATEGY) --lean $(LEAN)
+	$(PY) -m certify run $(MODEL_ARGS) $(if $(TASK),--task $(TASK) $(TASK_ARGS),--strategy $(STRATEGY) --lean $(LEAN))
 
 test: $(STAMP)
 	$(PY) -m pytest -q

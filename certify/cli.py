@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from .general_cli import (add_task_args, applicable_strategies, check_certificate, cmd_general, cmd_tasks,
+                          general_requested)
 from .modelio.config import Config, ModelError
 from .modelio.pins import CPU_PINS, pin_cpu_code_paths  # noqa: F401 - set before torch loads
 from .modelio.seeds import MAX_SEED
@@ -127,6 +129,8 @@ def load_model_arg(args: argparse.Namespace):
 
 
 def cmd_bruteforce(args: argparse.Namespace) -> tuple[dict, str]:
+    if general_requested(args):
+        return cmd_general(args, "bruteforce")
     from .proofs.bruteforce import bruteforce, check_exhaustive_in_reach
     from .proofs.exact import path_tables
     if args.model is None:
@@ -143,6 +147,8 @@ def cmd_bruteforce(args: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_strategies(args: argparse.Namespace) -> tuple[dict, str]:
+    if getattr(args, "model", None):
+        return applicable_strategies(args.model, args.config)
     from .lean.emit import EMITTABLE
     from .proofs.strategies import aliases, strategy_names
     names, old = strategy_names(), aliases()
@@ -153,6 +159,8 @@ def cmd_strategies(args: argparse.Namespace) -> tuple[dict, str]:
 
 
 def cmd_prove(args: argparse.Namespace) -> tuple[dict, str]:
+    if general_requested(args):
+        return cmd_general(args, "prove")
     if getattr(args, "arch", "maxk-attention") == "sum-linear":
         return cmd_prove_sum_linear(args)
     if getattr(args, "metric", "accuracy") == "loss":
@@ -281,7 +289,9 @@ def cmd_import(args: argparse.Namespace) -> tuple[dict, str]:
 def cmd_check(args: argparse.Namespace) -> tuple[dict, str]:
     from .lean.emit import check_certificate_text
     path = Path(args.path)
-    require_file(path, "certificate (.lean)")
+    require_file(path, "certificate (.lean or .json)")
+    if path.suffix == ".json":
+        return check_certificate(path, args.model, args.config, args.dataset)
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -331,6 +341,8 @@ def check_emit_target(strategy: str, lean_dir: Path, lean: str = "optional") -> 
 
 def cmd_run(args: argparse.Namespace) -> tuple[dict, str]:
     """load (train or import), exhaustive accuracy, every proof, emit, re-check (mirror, then lake)."""
+    if general_requested(args):
+        return cmd_general(args, "run")
     from .lean.emit import EMITTABLE, check_certificate_text
     from .proofs.strategies import in_reach, prove_many, strategy_names
     from .summary import lean_status_line, proof_table
@@ -458,8 +470,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_import)
     p = sub.add_parser("bruteforce", parents=[common], help="certified exhaustive accuracy")
     model_source_args(p)
+    add_task_args(p)
     p.set_defaults(func=cmd_bruteforce)
     p = sub.add_parser("strategies", parents=[json_only], help="list the proof strategies")
+    p.add_argument("--model", help="a general model file: list the strategies that apply to it")
+    p.add_argument("--config", type=Path, help="its TransformerLens config (with --model)")
     p.set_defaults(func=cmd_strategies)
     p = sub.add_parser("prove", parents=[common], help="run a proof strategy (or all)")
     model_source_args(p)
@@ -470,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="accuracy: a lower bound on the accuracy; loss: an upper bound on the mean cross-entropy")
     p.add_argument("--arch", choices=["maxk-attention", "sum-linear"], default="maxk-attention",
                    help="the architecture: the Max-of-K attention model, or the tutorial's sum-linear model")
+    add_task_args(p)
     p.set_defaults(func=cmd_prove)
     p = sub.add_parser("emit", parents=[common], help="write the Lean certificate for a model")
     model_source_args(p)
@@ -479,7 +495,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_emit)
     p = sub.add_parser("check", parents=[json_only], help="re-check a .lean certificate (no torch needed)")
     p.add_argument("path", help="a certificate file (lean/MaxKCert/Certs/*.lean)")
+    p.add_argument("--model", help="a general (.json) certificate: the model file it is about")
+    p.add_argument("--config", type=Path, help="a general certificate: the model's TransformerLens config")
+    p.add_argument("--dataset", type=Path, help="a general certificate over a dataset file: that file")
     p.set_defaults(func=cmd_check)
+    p = sub.add_parser("tasks", parents=[common], help="the built-in tasks and their parameters")
+    p.set_defaults(func=cmd_tasks)
     p = sub.add_parser("run", parents=[common], help="everything for one model (what `make certify` runs)")
     model_source_args(p)
     p.add_argument("--strategy", default="gap", help="the strategy whose certificate is emitted")
@@ -488,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lean", choices=["optional", "required"], default="optional",
                    help="'required' makes a missing lake an error")
     p.add_argument("--lean-dir", type=Path, default=default_lean_dir(), help="the Lake project that holds the checker (default: this checkout's lean/; a new or empty directory is made into one)")
+    add_task_args(p)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("sweep", parents=[common], help="seeds x strategies into a results file (resumable)")
     p.add_argument("--seeds", default="paper151", help="'paper151' or a comma list")

@@ -192,7 +192,7 @@ def _sum_bounds(lo: np.ndarray, hi: np.ndarray, n: int, axis) -> tuple[np.ndarra
 def matmul(a: Iv, b: Iv) -> Iv:
     """Interval matrix product (midpoint-radius); costs n m (2k - 1)."""
     k = a.lo.shape[-1]
-    if b.lo.shape[0] != k:
+    if b.lo.shape[-2 if b.lo.ndim >= 2 else 0] != k:  # batched (stacked) products broadcast as np.matmul
         raise ValueError(f"matmul: inner sizes differ ({a.lo.shape} @ {b.lo.shape})")
     with np.errstate(invalid="ignore", over="ignore"):
         ma, mb = a.mid, b.mid

@@ -156,6 +156,10 @@ def test_fixture_is_consistent(entry):
     nll = np.log(np.exp(shifted).sum(1)) - shifted[np.arange(n), labels]
     assert abs(nll.mean() - exp["tl_float64_mean_loss"]) <= 1e-9 * max(1.0, nll.mean())
     assert all(v.dtype == np.float32 for k, v in sd.items() if v.dtype.kind == "f")
+    # exact (mpmath) correctness: where float64 is clear it has the same sign
+    exact = data["exact_correct"].astype(bool)
+    assert exact.shape == (n,) and exp["exact_correct"] == int(exact.sum())
+    assert (exact == (m > 0))[clear].all()
 
 
 @pytest.mark.parametrize("entry", SUPPORTED, ids=_ids(SUPPORTED))
@@ -169,6 +173,37 @@ def test_numpy_reference_reproduces_tl_float64(entry):
     clear = data["clear"].astype(bool)
     labels = data["labels"]
     assert ((margins(ref, labels) > 0) == (margins(logits, labels) > 0))[clear].all()
+
+
+CLEAR_SAMPLE = 3  # clear inputs per fixture also re-decided at high precision
+
+
+@pytest.mark.parametrize("entry", SUPPORTED, ids=_ids(SUPPORTED))
+def test_exact_correctness_of_near_ties(entry):
+    """Every input whose float64 margin is not clear (and a few that are) re-decided with
+    mpmath at 50 digits: the stored exact_correct is what the real-arithmetic model says."""
+    sd, cfg, data = load(entry)
+    clear = data["clear"].astype(bool)
+    rng = np.random.default_rng(0)
+    idx = np.concatenate([np.flatnonzero(~clear),
+                          rng.choice(np.flatnonzero(clear), CLEAR_SAMPLE, replace=False)])
+    got = general_reference.exact_correct(
+        sd, cfg, entry["tl_major"], data["tokens"][idx], data["positions"][idx],
+        data["labels"][idx], dps=entry["expected"]["exact_dps"])
+    assert (got == data["exact_correct"][idx].astype(bool)).all()
+
+
+def test_ties_are_exact_and_wrong():
+    """Equal W_U columns: TL's float64 matmul may split them by an ulp, the exact model never."""
+    for major in (3, 4):
+        entry = next(e for e in SUPPORTED if e["name"] == f"tl{major}_maxk_l1h1_attn_ties")
+        _, _, data = load(entry)
+        labels = data["labels"]
+        top = data["logits"].shape[1] - 1
+        tied_label = labels >= top - 1  # max in {top-1, top}: those two logits tie exactly
+        assert tied_label.sum() > 0
+        assert not data["exact_correct"].astype(bool)[tied_label].any()  # its twin is as high
+        assert entry["expected"]["n_exact_ties"] > 0  # some ties TL's float64 also sees
 
 
 def test_reference_notices_a_wrong_convention():
@@ -202,3 +237,22 @@ def test_refused_fixture_sets_its_field(entry):
     assert field in cfg and field in entry["options"]
     assert cfg[field] == entry["options"][field]
     load_file(str(HERE / entry["weights"]))
+
+
+# ---------------------------------------------------------------- certify's general evaluator
+def _general_evaluator():
+    """certify's general sound evaluator (issue 21, helper general21), or skip while absent."""
+    return pytest.importorskip("certify.general", reason="certify.general (issue 21) not present")
+
+
+@pytest.mark.parametrize("entry", SUPPORTED, ids=_ids(SUPPORTED))
+def test_general_evaluator_matches_tl(entry):
+    """Certified count == TL's float64 count on the clear inputs, == the exact count overall."""
+    general = _general_evaluator()
+    sd, cfg, data = load(entry)
+    result = general.certify_dataset(sd, cfg, data["tokens"], data["labels"], data["positions"])
+    correct = np.asarray(result.correct, dtype=bool)
+    clear = data["clear"].astype(bool)
+    tl_correct = margins(data["logits"], data["labels"]) > 0
+    assert (correct[clear] == tl_correct[clear]).all()
+    assert int(correct.sum()) == entry["expected"]["exact_correct"]

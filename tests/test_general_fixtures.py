@@ -267,3 +267,15 @@ def test_general_evaluator_matches_tl(entry):
     assert whole.loss_upper is None or whole.loss_upper >= exp["tl_float64_mean_loss"] - 1e-9
     on_clear = evaluate(model, toks[clear], pos[clear], labels[clear])
     assert on_clear.correct == exp["tl_float64_correct_among_clear"]
+
+
+@pytest.mark.parametrize("entry", REFUSED, ids=_ids(REFUSED))
+def test_general_importer_refuses_naming_the_field(entry):
+    general = pytest.importorskip("certify.modelio.general", reason="issue 21 importer absent")
+    from certify.modelio.config import ModelError
+
+    if entry["expected"]["refused_field"] == "scale_attn_by_inverse_layer_idx":
+        pytest.skip("the general evaluator models TL 3.x's scale_attn_by_inverse_layer_idx; "
+                    "this fixture should become a supported one with TL data")
+    with pytest.raises(ModelError, match=entry["expected"]["refused_field"]):
+        general.import_general(HERE / entry["weights"], HERE / entry["config"])

@@ -238,6 +238,7 @@ class LogitTables:
     logits: torch.Tensor
     right: torch.Tensor
     right_max: torch.Tensor
+    right_min: torch.Tensor
     only_max: torch.Tensor
     eupu_gap: torch.Tensor
     wrong_prefix: torch.Tensor
@@ -249,7 +250,7 @@ class LogitTables:
         eupu_centre, eupu_gap = split_direct(t, w_ep, direction, tricks)
         evou = t.EVOU - t.EVOU.diag()[:, None]
         pvou = t.PVOU
-        logits, only, rmax = [], [], []
+        logits, only, rmax, rmin = [], [], [], []
         for m in range(dm):
             pvou = pvou - pvou[:, m].unsqueeze(-1)
             eupu_centre = eupu_centre - eupu_centre[m].item()
@@ -262,11 +263,21 @@ class LogitTables:
             tmp = evou[m].clone()
             tmp[m] = float("-inf")
             rmax.append(tmp.max())
-        return LogitTables(torch.stack(logits), evou, torch.stack(rmax), torch.stack(only), eupu_gap,
+            tmp[m] = float("inf")
+            rmin.append(tmp.min())
+        return LogitTables(torch.stack(logits), evou, torch.stack(rmax), torch.stack(rmin), torch.stack(only), eupu_gap,
                            torch.cummax(evou_range, dim=0).values)
 
 
-def largest_wrong_logit(att: torch.Tensor, lt: LogitTables, gaps: torch.Tensor, tricks: Tricks) -> torch.Tensor:
+FIXES = ("count", "attention_correction", "search_w_ep")
+"""Switches that replace one of the paper's steps by the sound/consistent one, to measure
+what each cause is worth (docs/paper-faithful.md): `count` counts the m-g+1 tokens 0..m-g;
+`attention_correction` uses max over a in {a_lo, a_hi}, R in {R_min, R_max} of
+(a - avg)(R - W); `search_w_ep` searches with the checked W_EP = W_E + W_pos[-1]."""
+
+
+def largest_wrong_logit(att: torch.Tensor, lt: LogitTables, gaps: torch.Tensor, tricks: Tricks,
+                        fixes: frozenset[str] = frozenset()) -> torch.Tensor:
     """[q, m, c]: the paper's largest wrong logit minus the max's logit,
         (max_{j != m} logits[m] + avg right[m]) + (1 - avg) W + EUPU_gap[q]
             + (a - avg) R_max - (a - avg) W,
@@ -294,14 +305,20 @@ def largest_wrong_logit(att: torch.Tensor, lt: LogitTables, gaps: torch.Tensor, 
         average_wrong = cur.max(dim=-1).values + (1 - avg) * wrong
         extra = a - avg[None, :]
         r = average_wrong[None, :] + lt.eupu_gap[:, None]
-        r = r + extra * lt.right_max[None, :]
-        r = r + (-extra * wrong[None, :])
+        if "attention_correction" in fixes:
+            a_lo, a_hi = att[0, :, ms, c].T - avg[None, :], att[1, :, ms, c].T - avg[None, :]
+            corr = torch.stack([x * (rr[None, :] - wrong[None, :]) for x in (a_lo, a_hi)
+                                for rr in (lt.right_min, lt.right_max)]).amax(dim=0)
+            r = r + corr
+        else:
+            r = r + extra * lt.right_max[None, :]
+            r = r + (-extra * wrong[None, :])
         ok = live[None, :] & (q <= m) & ((q == m) | (m - q >= gaps[:, :, c]))
         results[:, :, c] = torch.where(ok, r, results[:, :, c])
     return results
 
 
-def count_correct(lwl: torch.Tensor, gaps: torch.Tensor) -> int:
+def count_correct(lwl: torch.Tensor, gaps: torch.Tensor, fixes: frozenset[str] = frozenset()) -> int:
     """The paper's `count_correct_sequences`: C(n_ctx-1, c') (m-g)^c' per passing entry."""
     dq, dm, n = lwl.shape
     passing = (lwl < 0).tolist()
@@ -317,39 +334,169 @@ def count_correct(lwl: torch.Tensor, gaps: torch.Tensor) -> int:
                 if pre == 0:
                     total += 1
                 else:
-                    total += math.comb(n - 1, pre) * ((m - g) ** pre if m - g > 0 else 0)
+                    choices = m - g + 1 if "count" in fixes else m - g
+                    total += math.comb(n - 1, pre) * (choices ** pre if choices > 0 else 0)
     return total
 
 
-def _pass(t: PaperTables, eqke, pos_err, err, lt: LogitTables, gaps, tricks) -> torch.Tensor:
+def _pass(t: PaperTables, eqke, pos_err, err, lt: LogitTables, gaps, tricks, fixes=frozenset()) -> torch.Tensor:
     ext = extreme_score_gaps(eqke, gaps)
     ext[0] -= err[:, None, None]
     ext[1] += err[:, None, None]
     att = extreme_attention(ext, pos_err, gaps, t.attn_scale)
-    return largest_wrong_logit(att, lt, gaps, tricks)
+    return largest_wrong_logit(att, lt, gaps, tricks, fixes)
 
 
-def search_gaps(t: PaperTables, eqke, pos_err, err, direction, tricks: Tricks) -> torch.Tensor:
+def search_gaps(t: PaperTables, eqke, pos_err, err, direction, tricks: Tricks,
+                fixes: frozenset[str] = frozenset()) -> torch.Tensor:
     """The paper's `find_min_gaps`: uniform gaps from d_vocab-1 down to 1 (its W_EP here is
     W_E + mean W_pos); each entry keeps the smallest gap at which its bound was negative."""
     dq, dk = eqke.shape
     n = pos_err.shape[-1]
-    lt = LogitTables.of(t, t.W_E + t.W_pos.mean(dim=0, keepdim=True), direction, tricks)
+    w_ep = t.W_E + (t.W_pos[-1] if "search_w_ep" in fixes else t.W_pos.mean(dim=0, keepdim=True))
+    lt = LogitTables.of(t, w_ep, direction, tricks)
     min_gaps = torch.ones((dq, dk, n), dtype=torch.long)
     for g in reversed(range(1, dk)):
-        lwl = _pass(t, eqke, pos_err, err, lt, torch.full((dq, dk, n), g, dtype=torch.long), tricks)
+        lwl = _pass(t, eqke, pos_err, err, lt, torch.full((dq, dk, n), g, dtype=torch.long), tricks, fixes)
         min_gaps[lwl < 0] = g
     return min_gaps
 
 
-def run_faithful(t: PaperTables, name: str) -> FaithfulResult:
-    """Search, then check at the found gaps (W_EP = W_E + W_pos[-1]), then count."""
+def run_faithful(t: PaperTables, name: str, fixes: frozenset[str] = frozenset()) -> FaithfulResult:
+    """Search, then check at the found gaps (W_EP = W_E + W_pos[-1]), then count; `fixes`
+    (see FIXES) only for measuring causes: with any, the result is no longer the paper's."""
     tricks = Tricks.parse(name)
+    unknown = set(fixes) - set(FIXES)
+    if unknown:
+        raise ValueError(f"unknown fix {sorted(unknown)}; known: {', '.join(FIXES)}")
     with torch.no_grad():
         eqke, pos_err, err = eqke_pieces(t, tricks)
         direction = direct_direction(t) if tricks.eupu == "svd_query+max_diff" else None
-        gaps = search_gaps(t, eqke, pos_err, err, direction, tricks)
+        gaps = search_gaps(t, eqke, pos_err, err, direction, tricks, fixes)
         lt = LogitTables.of(t, t.W_E + t.W_pos[-1], direction, tricks)
-        lwl = _pass(t, eqke, pos_err, err, lt, gaps, tricks)
-        count = count_correct(lwl, gaps)
+        lwl = _pass(t, eqke, pos_err, err, lt, gaps, tricks, fixes)
+        count = count_correct(lwl, gaps, fixes)
     return FaithfulResult(name, count, t.W_E.shape[0] ** t.W_pos.shape[0], unsound_steps(tricks), gaps)
+
+
+# ---- the paper's cubic proof ---------------------------------------------------------------
+
+CUBIC_UNSOUND_STEPS = ("float32",)
+
+
+def cubic_attention(eqke: torch.Tensor, eqkp: torch.Tensor, attn_scale: float) -> torch.Tensor:
+    """[2, 3, q, m, k, c]: least/most softmaxed attention on the max (0), the non-max token k
+    (1) and the query (2), over orderings of c copies of k and the max copies (the paper's
+    `compute_extreme_softmaxed_right_attention_cubic_simple`); nan where undefined."""
+    d, n = eqke.shape[-1], eqkp.shape[-1]
+    res = torch.full((2, 3, d, d, d, n), float("nan"))
+    pos, pos_q = eqkp[:, :-1].sort(dim=-1).values, eqkp[:, -1]
+    for m in range(d):
+        qs, ks = torch.meshgrid(torch.arange(m + 1), torch.arange(m + 1), indexing="ij")
+        qs, ks = qs.reshape(-1), ks.reshape(-1)
+        query_score = eqke[qs, qs] + pos_q[qs]
+        # k = m: only max tokens besides the query (c = 0)
+        sel = (ks == m) & (qs != m)
+        q1 = qs[sel]
+        if len(q1):
+            tmp = torch.empty(2, len(q1), n)
+            tmp[:, :, :-1] = pos[q1] + eqke[q1, m][:, None]
+            tmp[:, :, -1] = query_score[sel]
+            sm = (tmp / attn_scale).softmax(dim=-1)
+            res[:, 0, q1, m, m, 0] = sm[:, :, :-1].sum(dim=-1)
+            res[:, 1, q1, m, m, 0] = 0
+            res[:, 2, q1, m, m, 0] = sm[:, :, -1]
+        res[:, 0, m, m, m, 0] = 1
+        res[:, 1, m, m, m, 0] = 0
+        res[:, 2, m, m, m, 0] = 0
+        for c in range(n):
+            sel = (ks != m) & ((qs == m) | (c < n - 1))
+            if not sel.any():
+                continue
+            q2, k2 = qs[sel], ks[sel]
+            n_max = n - c - 1
+            tmp = torch.empty(2, len(q2), n)
+            tmp[0, :, :-1] = pos[q2]
+            tmp[1, :, :-1] = pos[q2].flip(dims=[1])
+            tmp[:, :, -1] = query_score[sel]
+            tmp[:, :, :n_max] += eqke[q2, m][:, None]
+            tmp[:, :, n_max:-1] += eqke[q2, k2][:, None]
+            sm = (tmp / attn_scale).softmax(dim=-1)
+            is_max = (q2 == m)
+            res[:, 0, q2, m, k2, c] = sm[:, :, :n_max].sum(dim=-1) + torch.where(is_max, sm[:, :, -1], 0.0)
+            res[:, 1, q2, m, k2, c] = sm[:, :, n_max:-1].sum(dim=-1)
+            res[:, 2, q2, m, k2, c] = torch.where(is_max, 0.0, sm[:, :, -1])
+    return res
+
+
+def cubic_largest_wrong_logit(att: torch.Tensor, eupu: torch.Tensor, evou: torch.Tensor,
+                              pvou: torch.Tensor) -> torch.Tensor:
+    """[q, m, k, c]: the paper's `compute_largest_wrong_logit_cubic` (cumulative re-centring
+    of PVOU, EUPU, EVOU on each max token, as its float32 values)."""
+    d, n = att.shape[2], att.shape[-1]
+    res = torch.full((d, d, d, n), float("nan"))
+    for m in range(d):
+        pvou = pvou - pvou[:, m].unsqueeze(-1)
+        eupu = eupu - eupu[:, m].unsqueeze(-1)
+        evou = evou - evou[:, m].unsqueeze(-1)
+        pv = pvou.max(dim=0).values
+        only = eupu[m, :] + evou[m, :] + pv
+        only -= only[m].item()
+        only[m] = float("-inf")
+        res[m, m, m, 0] = only.max().item()
+        if m > 0:
+            qs = torch.arange(m)
+            a = att[:, :, qs, m, m, 0]  # [2, 3, q]
+            logits = (eupu[qs, :][None] + pv) + evou[m, :] * a[:, 0].unsqueeze(-1) \
+                + evou[qs, :][None] * a[:, 2].unsqueeze(-1)  # [2, q, out]
+            logits -= logits[:, :, m].unsqueeze(-1)
+            logits[:, :, m] = float("-inf")
+            res[qs, m, m, 0] = logits.amax(dim=(0, 2))
+        e_tmp = eupu.clone()
+        e_tmp[:, m] = float("-inf")
+        eupu_q = e_tmp.max(dim=-1).values
+        ep = evou + pv
+        ep[:, m] = float("-inf")
+        ep_k = ep.max(dim=-1).values
+        if m == 0:
+            continue
+        for c in range(1, n):
+            qs = torch.arange(m + 1) if c < n - 1 else torch.tensor([m])
+            ks = torch.arange(m)
+            a = att[:, :, qs[:, None], m, ks[None, :], c]  # [2, 3, q, k]
+            v = (a[:, 0] * ep_k[m] + a[:, 2] * ep_k[qs][:, None]) + a[:, 1] * ep_k[ks][None, :]
+            res[qs[:, None], m, ks[None, :], c] = eupu_q[qs][:, None] + v.max(dim=0).values
+    return res
+
+
+def cubic_count(lwl: torch.Tensor) -> int:
+    """The paper's `count_correct_sequences_cubic`: per (q, m, c), the k < m whose bound is
+    negative give C(n_ctx-1, c) (#k)^c inputs (c copies drawn from any of them)."""
+    d, n = lwl.shape[0], lwl.shape[-1]
+    neg = (lwl < 0)
+    total = 0
+    for m in range(d):
+        for q in range(m + 1):
+            for c in range(n):
+                if q != m and c >= n - 1:
+                    continue
+                if c == 0:
+                    total += int(neg[q, m, m, 0])
+                else:
+                    choices = int(neg[q, m, :m, c].sum())
+                    total += math.comb(n - 1, c) * (choices ** c if choices > 0 else 0)
+    return total
+
+
+def run_faithful_cubic(t: PaperTables) -> FaithfulResult:
+    """The paper's cubic proof (`verification/cubic.py`) on the model's float32 tables."""
+    with torch.no_grad():
+        e_q = t.W_E + t.W_pos[-1]
+        eqke = (e_q @ t.W_Q) @ (t.W_E @ t.W_K).T
+        eqkp = (e_q @ t.W_Q) @ (t.W_pos @ t.W_K).T
+        eupu = (t.W_E + t.W_pos[-1][None, :]) @ t.W_U
+        att = cubic_attention(eqke, eqkp, t.attn_scale)
+        lwl = cubic_largest_wrong_logit(att, eupu, t.EVOU, t.PVOU)
+        count = cubic_count(lwl)
+    return FaithfulResult("cubic", count, t.W_E.shape[0] ** t.W_pos.shape[0], CUBIC_UNSOUND_STEPS,
+                          torch.zeros(0))

@@ -158,9 +158,26 @@ def cmd_strategies(args: argparse.Namespace) -> tuple[dict, str]:
             + "\n".join(f"  {a} -> {n}" for a, n in old.items()))
 
 
+def cmd_prove_faithful(args: argparse.Namespace) -> tuple[dict, str]:
+    """--paper-faithful: the paper's own computation (and ours, sound) for its variants."""
+    from .experiments.paper_faithful import faithful_line, faithful_rows, resolve_faithful
+    names = resolve_faithful(args.strategy)
+    m = load_model_arg(args)
+    rows = [{**m.identity(), "k": m.cfg.n_ctx, "d_vocab": m.cfg.d_vocab, **r}
+            for r in faithful_rows(m.cfg, m.weights, names, progress=not args.json)]
+    text = "\n".join(faithful_line(r) for r in rows)
+    if len(rows) > 1:
+        return {**m.identity(), "faithful": True, "results": rows, "ok": True}, text
+    return {**rows[0], "ok": True}, text
+
+
 def cmd_prove(args: argparse.Namespace) -> tuple[dict, str]:
     if general_requested(args):
         return cmd_general(args, "prove")
+    if getattr(args, "paper_faithful", False):
+        if args.metric != "accuracy" or args.arch != "maxk-attention":
+            raise CliError("--paper-faithful replicates the paper's accuracy proofs of the Max-of-K attention model")
+        return cmd_prove_faithful(args)
     if getattr(args, "arch", "maxk-attention") == "sum-linear":
         return cmd_prove_sum_linear(args)
     if getattr(args, "metric", "accuracy") == "loss":
@@ -397,6 +414,8 @@ def cmd_sweep(args: argparse.Namespace) -> tuple[dict, str]:
     from .proofs.strategies import resolve
     from .experiments.sweep import sweep
     seeds = parse_seeds(args.seeds)
+    if args.paper_faithful:
+        return faithful_sweep_pass(args, seeds)
     if args.scrub:
         return scrub_sweep_pass(args, seeds)
     strategies = resolve(args.strategies)
@@ -417,6 +436,18 @@ def cmd_sweep(args: argparse.Namespace) -> tuple[dict, str]:
         text += f"\n{len(out['failures'])} seed(s) failed (details in {out['failures_log']}); re-run to retry:"
         text += "".join(f"\n  seed {f['seed']} ({f['attempts']} attempts): {f['error']}" for f in out["failures"])
     return out, text
+
+
+def faithful_sweep_pass(args: argparse.Namespace, seeds: list[int]) -> tuple[dict, str]:
+    """`certify sweep --paper-faithful`: the paper's computation per (seed, variant), JSON lines."""
+    from .experiments.paper_faithful import faithful_sweep, resolve_faithful
+    if args.jobs != 1 or args.dask or args.scheduler or args.loss or args.scrub:
+        raise CliError("--paper-faithful sweeps run in this process: drop -j, --dask, --scheduler, --loss, --scrub")
+    names = resolve_faithful(args.strategies)
+    out = args.out if args.out != Path("results/results.csv") else Path("results/paper_faithful.jsonl")
+    res = faithful_sweep(seeds, names, out, config_of(args), args.models_dir, progress=not args.json)
+    return res, (f"{res['rows_written']} paper-faithful rows written ({res['rows_skipped']} already there) "
+                 f"to {res['jsonl']} in {res['seconds']} s")
 
 
 def scrub_sweep_pass(args: argparse.Namespace, seeds: list[int]) -> tuple[dict, str]:
@@ -483,6 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="list every variant of the paper's family (default: the best of each group)")
     p.add_argument("--metric", choices=["accuracy", "loss"], default="accuracy",
                    help="accuracy: a lower bound on the accuracy; loss: an upper bound on the mean cross-entropy")
+    p.add_argument("--paper-faithful", action="store_true",
+                   help="run the paper's own computation (float32, its gap search and counting) beside ours")
     p.add_argument("--arch", choices=["maxk-attention", "sum-linear"], default="maxk-attention",
                    help="the architecture: the Max-of-K attention model, or the tutorial's sum-linear model")
     add_task_args(p)
@@ -528,6 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --scrub: the scrubbing results CSV")
     p.add_argument("--hypotheses", default="all", help="with --scrub: 'all' or a comma list")
     p.add_argument("--samples", type=int, default=scrub_default_samples(), help="with --scrub: Monte Carlo samples")
+    p.add_argument("--paper-faithful", action="store_true",
+                   help="the paper's own computation per variant (default --out results/paper_faithful.jsonl)")
     p.add_argument("--dask", action="store_true", help="run the jobs on a Dask LocalCluster of -j workers here")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the jobs on an existing Dask cluster (e.g. tcp://host:8786)")

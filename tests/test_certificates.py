@@ -12,6 +12,7 @@ import torch
 from hypothesis import given, strategies as st
 
 from certify.lean import checker
+from certify.lean.emit import CertificateError
 from certify.lean.checker import Cert, Ops, check, get, get_by_shift, pack
 from certify.lean.emit import (CertificateFile, check_certificate_text, emit, parse_certificate,
                           render_certificate)
@@ -450,10 +451,14 @@ def test_lean_workflow_builds_replays_and_expects_rejections():
     replay = next(s for n, s in zip(names, steps) if n.startswith("leanchecker"))
     assert "lake env leanchecker --verbose MaxKCert" in replay
     tampered = next(s for n, s in zip(names, steps) if n == "A tampered certificate must be rejected")
-    assert "if lake build; then" in tampered and "exit 1" in tampered
+    assert "if lake build > build.log 2>&1; then" in tampered and "exit 1" in tampered
+    # a failure counts as the rejection only when the error is the tampered module's own
+    assert 'grep -E "error" build.log | grep -q "$(basename "$cert" .lean)"' in tampered
     skipped = next(s for n, s in zip(names, steps) if "skips the kernel" in n)
     assert "debug.skipKernelTC true in" in skipped
-    assert "if lake build && lake env leanchecker --verbose MaxKCert; then" in skipped and "exit 1" in skipped
+    assert "if lake env leanchecker --verbose MaxKCert > check.log 2>&1; then" in skipped and "exit 1" in skipped
+    assert 'grep -q "found a problem in $module" check.log' in skipped
+    assert all("timeout-minutes:" in s for s in (tampered, skipped))  # a slow rejection fails the job
     # the step order: build, replay, then the two rejections
     assert names.index(next(n for n in names if n.startswith("lake build"))) < \
         names.index(next(n for n in names if n.startswith("leanchecker"))) < \
@@ -470,3 +475,14 @@ def test_committed_certificates_formats():
         assert render_certificate(parse_certificate(text), _generator_version(text), fmt) == text, stem
         assert json.loads((certs / f"{stem}.json").read_text())["strategy"] == fmt.strategy_label, stem
         assert check_certificate_text(text).format == fmt.name, stem
+
+
+@pytest.mark.parametrize("field,value", [("model_name", "run/-v2"), ("source", "/data/run-/m.safetensors"),
+                                         ("assumptions", ("plain architecture -/",)), ("source", "a\nb")])
+def test_header_text_that_would_break_the_comment_is_refused(trained_cert, field, value):
+    """Lean block comments nest: '/-' in a header line would swallow the rest of the file
+    and '-/' would end the header early, so `certify check` would pass a file Lean cannot
+    build. Such text is refused when rendering, and so in any re-rendered (checked) file."""
+    _, _, cf = trained_cert
+    with pytest.raises(CertificateError, match="cannot go in a certificate header"):
+        render_certificate(replace(cf, **{field: value}))

@@ -121,10 +121,25 @@ def kernel_budget(c: Cert, fmt: CertificateFormat = CURRENT_FORMAT) -> int:
     return fmt.heartbeats(NAT_STEPS * ops_bound(c.d_vocab, c.n_ctx, c.d_model, c.d_head))
 
 
+def check_header_text(label: str, value: str | None) -> None:
+    """A free-text header value stays on one line inside the header comment: printable
+    ASCII, and neither '/-' nor '-/' (Lean block comments nest, so either would swallow
+    or end the header and `lake build` would fail where `certify check` passes)."""
+    if value is None:
+        return
+    bad = re.search(r"[^\x20-\x7e]|/-|-/", value)
+    if bad:
+        raise CertificateError(f"{label} {value!r} cannot go in a certificate header: it holds {bad.group()!r} "
+                               "(only printable ASCII, and neither '/-' nor '-/')")
+
+
 def render_certificate(cf: CertificateFile, version: str = __version__,
                        fmt: CertificateFormat = CURRENT_FORMAT) -> str:
     if cf.strategy not in EMITTABLE:
         raise CertificateError(f"strategy {cf.strategy!r} has no Lean checker; emittable: {', '.join(EMITTABLE)}")
+    for label, value in [("model name", cf.model_name), ("source", cf.source), ("version", version),
+                         *(("assumption", a) for a in cf.assumptions)]:
+        check_header_text(label, value)
     c = cf.cert
     data = encode_cert(c)
     matrices = [(LEAN_FIELDS[n], f"0x{getattr(data, n):x}") for n in WEIGHT_FIELDS]

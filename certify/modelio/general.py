@@ -22,7 +22,7 @@ import numpy as np
 from .config import ModelError
 from .digest import weights_sha256_arrays
 from .importers import (IRRELEVANT, REQUIRED, _as_float, _as_int, _off, _soft_cap_off, read_checkpoint,
-                        read_config, safe_file_name, strip_prefix, to_exact_float32)
+                        read_config, recorded_source, strip_prefix, to_exact_float32)
 
 ACT_FNS = ("relu", "gelu", "gelu_new", "silu")
 NORMS = (None, "LN", "LNPre", "RMS", "RMSPre")
@@ -286,4 +286,4 @@ def import_general(path: Path, config_path: Path | None) -> GeneralModel:
         raise ModelError(f"the state dict has parameters the config does not account for: {', '.join(extra[:8])}"
                          + (" ..." if len(extra) > 8 else "") + " (normalization_type, attn_only, n_layers?)")
     validate_params(cfg, params)
-    return GeneralModel(cfg, params, safe_file_name(path.name), fmt)
+    return GeneralModel(cfg, params, recorded_source(path), fmt)

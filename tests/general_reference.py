@@ -65,6 +65,7 @@ class Semantics:
     eps: float
     attn_divisor: float  # scores = q.k / attn_divisor (unless divisor_is_sqrt_d_head)
     divisor_is_sqrt_d_head: bool  # 4.x default: the real sqrt(d_head), not a config float
+    divisor_times_layer: bool  # 3.x scale_attn_by_inverse_layer_idx: layer i divides by (i + 1) too
     causal: bool
     act_fn: str
     attn_soft_cap: float  # <= 0: off
@@ -104,6 +105,7 @@ def semantics(cfg: dict, tl_major: int) -> Semantics:
         n_layers=int(cfg["n_layers"]), n_heads=int(cfg["n_heads"]), d_head=d_head,
         attn_only=bool(cfg["attn_only"]), block_norm=norm, final_norm=final,
         eps=float(cfg["eps"]), attn_divisor=divisor, divisor_is_sqrt_d_head=is_sqrt,
+        divisor_times_layer=tl_major == 3 and bool(cfg.get("scale_attn_by_inverse_layer_idx", False)),
         causal=cfg["attention_dir"] == "causal", act_fn=cfg["act_fn"],
         attn_soft_cap=float(cfg["attn_scores_soft_cap"] or -1.0),
         logit_soft_cap=float(cfg["output_logits_soft_cap"] or -1.0),
@@ -207,7 +209,9 @@ def forward(w: dict, sem: Semantics, tokens: np.ndarray, ar: Arithmetic = FLOAT6
         q = np.einsum("bpd,hde->bhpe", x, w[f"{i}.W_Q"]) + w[f"{i}.b_Q"][None, :, None, :]
         k = np.einsum("bpd,hde->bhpe", x, w[f"{i}.W_K"]) + w[f"{i}.b_K"][None, :, None, :]
         v = np.einsum("bpd,hde->bhpe", x, w[f"{i}.W_V"]) + w[f"{i}.b_V"][None, :, None, :]
-        scores = _soft_cap(np.einsum("bhqe,bhke->bhqk", q, k) / divisor, sem.attn_soft_cap, ar)
+        # 3.x: attn_scale *= layer_id + 1, one float (TL rounds the product; exact here for small i)
+        layer_divisor = divisor * ar.convert(np.array(float(i + 1))) if sem.divisor_times_layer else divisor
+        scores = _soft_cap(np.einsum("bhqe,bhke->bhqk", q, k) / layer_divisor, sem.attn_soft_cap, ar)
         # softmax over the kept keys: masked entries get exp(...) * 0 (the -inf of the mask)
         floor = scores.min()
         scores = np.where(keep, scores, floor)

@@ -88,7 +88,7 @@ def test_errors_are_clear(models, args, needle):
 
 def test_bad_seed_is_rejected():
     rc, _, err = run("bruteforce", "--seed", "-4")
-    assert rc == 2 and "non-negative" in err
+    assert rc == 2 and "from 0 to 2^64 - 1" in err and "got -4" in err
 
 
 def test_run_without_lake(models, tmp_path, monkeypatch):

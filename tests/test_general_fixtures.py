@@ -274,8 +274,5 @@ def test_general_importer_refuses_naming_the_field(entry):
     general = pytest.importorskip("certify.modelio.general", reason="issue 21 importer absent")
     from certify.modelio.config import ModelError
 
-    if entry["expected"]["refused_field"] == "scale_attn_by_inverse_layer_idx":
-        pytest.skip("the general evaluator models TL 3.x's scale_attn_by_inverse_layer_idx; "
-                    "this fixture should become a supported one with TL data")
     with pytest.raises(ModelError, match=entry["expected"]["refused_field"]):
         general.import_general(HERE / entry["weights"], HERE / entry["config"])

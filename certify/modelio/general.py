@@ -129,6 +129,9 @@ def check_general_options(config: dict, fmt: str) -> None:
     if fmt == "transformer-lens-4-bridge" and config.get("use_attn_scale", True) is False:
         problems.append("use_attn_scale=False with a 4.x bridge (TransformerLens 4.x still divides by "
                         "sqrt(d_head) there, 3.x does not: the semantics is ambiguous)")
+    if fmt == "transformer-lens-4-bridge" and config.get("scale_attn_by_inverse_layer_idx", False) is True:
+        problems.append("scale_attn_by_inverse_layer_idx=True with a 4.x bridge (TransformerLens 4.x applies it "
+                        "only in some attention components, 3.x in every layer: the semantics is ambiguous)")
     if config.get("parallel_attn_mlp") not in (None, False):
         problems.append(f"parallel_attn_mlp={config['parallel_attn_mlp']!r} (not modelled)")
     unknown = sorted(k for k in config if k not in GENERAL_REQUIRED and k not in GENERAL_IRRELEVANT)
